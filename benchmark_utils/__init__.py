@@ -1,0 +1,1 @@
+"""Shared machinery of the bilevel imaging benchmark (see ALGORITHMS.md)."""

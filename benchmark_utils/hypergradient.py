@@ -1,0 +1,216 @@
+"""Hypergradients by the implicit function theorem (``ALGORITHMS.md`` s. 4).
+
+For image i at theta:
+
+1. x~_i: lower-level solve to ||grad_x E_i(x~_i)|| <= eps (warm-started);
+2. q_i: conjugate gradient on Hess_x E_i(x~_i) q = grad l_i(x~_i) to residual
+   norm <= delta (warm-started), one ``hvp`` per image per iteration;
+3. z_i = -grad_theta <grad_x E_i(x~_i; theta), q_i> (one ``jvp``).
+
+The mini-batch hypergradient is z = mean_i z_i. The same module holds the
+fixed-step-count pieces of the doubly-stochastic methods (section 5): k plain
+gradient steps on the lower level, a truncated Neumann series for the inverse
+Hessian and gradient steps on the linear system.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from .lower_level import LowerLevelResult, _as_tolerance, batch_norm, solve_lower_level
+
+
+def _bdot(a, b):
+    return (a * b).flatten(1).sum(dim=1)
+
+
+def _bcast(s, like):
+    return s.view(-1, *([1] * (like.ndim - 1)))
+
+
+@dataclass
+class CGResult:
+    """Outcome of :func:`conjugate_gradient` (q, iterations, residual norms)."""
+
+    q: torch.Tensor
+    n_iter: torch.Tensor
+    res_norm: torch.Tensor
+    converged: torch.Tensor
+
+
+def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
+    """Batched conjugate gradient on H_i q_i = b_i with per-image tolerance.
+
+    Parameters
+    ----------
+    hessian : callable
+        ``hessian(v, rows)`` applies H_i to the images at positions ``rows``
+        (e.g. the counted operator of :meth:`CountedOracles.hessian`).
+    b : torch.Tensor
+        Right-hand sides (B, C, H, W).
+    tol : float or torch.Tensor
+        Residual-norm tolerance, scalar or (B,).
+    q0 : torch.Tensor, optional
+        Warm start. Only images with a non-zero q0 pay the initial product.
+    max_iter : int
+        Cap on products per image.
+
+    Returns
+    -------
+    CGResult
+    """
+    n = b.shape[0]
+    tol = _as_tolerance(tol, n, b)
+    q = torch.zeros_like(b) if q0 is None else q0.clone()
+    r = b.clone()
+    n_iter = torch.zeros(n, dtype=torch.int64, device=b.device)
+    if q0 is not None:
+        warm = (q0.flatten(1) != 0).any(dim=1).nonzero().flatten()
+        if warm.numel():
+            r[warm] -= hessian(q[warm], warm)
+            n_iter[warm] += 1
+    p = r.clone()
+    rs = _bdot(r, r)
+    active = (rs.sqrt() > tol).nonzero().flatten()
+    for _ in range(max_iter):
+        if active.numel() == 0:
+            break
+        pa = p[active]
+        hp = hessian(pa, active)
+        n_iter[active] += 1
+        alpha = rs[active] / _bdot(pa, hp)
+        q[active] += _bcast(alpha, pa) * pa
+        ra = r[active] - _bcast(alpha, pa) * hp
+        r[active] = ra
+        rs_new = _bdot(ra, ra)
+        beta = rs_new / rs[active]
+        p[active] = ra + _bcast(beta, pa) * pa
+        rs[active] = rs_new
+        active = active[rs_new.sqrt() > tol[active]]
+    res_norm = rs.sqrt()
+    converged = res_norm <= tol
+    if warn and not bool(converged.all()):
+        warnings.warn(
+            f"conjugate gradient hit max_iter={max_iter} on "
+            f"{int((~converged).sum())} of {n} images",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return CGResult(q, n_iter, res_norm, converged)
+
+
+@dataclass
+class HypergradientResult:
+    """Outcome of :func:`inexact_hypergradient`.
+
+    Attributes
+    ----------
+    z : torch.Tensor
+        Mini-batch hypergradient mean_i z_i, shape (P,).
+    z_per_image : torch.Tensor or None
+        Rows z_i (B, P) when asked for.
+    loss : torch.Tensor
+        Upper-level losses l_i(x~_i), (B,).
+    grad_loss_norm : torch.Tensor
+        ||grad l_i(x~_i)||, (B,).
+    lower : LowerLevelResult
+    adjoint : CGResult
+    """
+
+    z: torch.Tensor
+    z_per_image: torch.Tensor | None
+    loss: torch.Tensor
+    grad_loss_norm: torch.Tensor
+    lower: LowerLevelResult
+    adjoint: CGResult
+
+
+def inexact_hypergradient(
+    oracles,
+    theta,
+    idx,
+    eps,
+    delta,
+    memory=None,
+    per_image=False,
+    max_ll_iter=10_000,
+    max_cg_iter=1_000,
+):
+    """Inexact IFT hypergradient of the images ``idx`` at accuracy (eps, delta).
+
+    Parameters
+    ----------
+    oracles : CountedOracles
+    theta : torch.Tensor
+    idx : torch.Tensor of int64
+        Image indices of the mini-batch.
+    eps, delta : float or torch.Tensor
+        Lower-level gradient-norm and CG residual tolerances.
+    memory : ImageMemory, optional
+        Warm starts, updated in place with the new x~_i and q_i.
+    per_image : bool
+        Also return z_i for each image.
+    max_ll_iter, max_cg_iter : int
+        Iteration caps (reported with a warning when hit).
+
+    Returns
+    -------
+    HypergradientResult
+    """
+    if memory is None:
+        x0, q0 = oracles.initial_x(idx), None
+    else:
+        x0, q0 = memory.get_x(idx), memory.get_q(idx)
+    lower = solve_lower_level(oracles, theta, x0, idx, eps, max_iter=max_ll_iter)
+    loss, grad_l = oracles.ul_grad(lower.x, idx)
+    hessian = oracles.hessian(theta, lower.x, idx)
+    adjoint = conjugate_gradient(hessian, grad_l, delta, q0=q0, max_iter=max_cg_iter)
+    mixed = oracles.jvp(theta, lower.x, adjoint.q, idx, per_image=per_image)
+    if per_image:
+        z_rows = -mixed
+        z = z_rows.mean(dim=0)
+    else:
+        z_rows = None
+        z = -mixed / idx.numel()
+    if memory is not None:
+        memory.set_x(idx, lower.x)
+        memory.set_q(idx, adjoint.q)
+    return HypergradientResult(z, z_rows, loss, batch_norm(grad_l), lower, adjoint)
+
+
+# -- fixed-step-count pieces (doubly-stochastic methods) --------------------
+def lower_level_steps(oracles, theta, x, idx, n_steps, step=None):
+    """``n_steps`` plain gradient steps x <- x - step grad_x E_i(x) per image.
+
+    Costs ``n_steps`` ``ll_grad`` per image. ``step`` defaults to 1/L with
+    L = :meth:`CountedOracles.lipschitz`.
+    """
+    step = 1.0 / oracles.lipschitz(theta) if step is None else step
+    for _ in range(int(n_steps)):
+        x = x - step * oracles.ll_grad(theta, x, idx)
+    return x
+
+
+def neumann_inverse(hessian, b, n_terms, eta):
+    """v = eta sum_{j=0}^{Q} (I - eta H)^j b, approximating H^{-1} b.
+
+    ``n_terms`` = Q Hessian-vector products per image (Q + 1 terms), as in
+    stocBiO (Ji, Yang, Liang, ICML 2021, eq. (4)). Converges for
+    0 < eta <= 1/L.
+    """
+    p = b
+    v = b.clone()
+    for _ in range(int(n_terms)):
+        p = p - eta * hessian(p)
+        v = v + p
+    return eta * v
+
+
+def linear_system_steps(hessian, v, b, n_steps, eta):
+    """``n_steps`` gradient steps v <- v - eta (H v - b) on 1/2 v'Hv - b'v."""
+    for _ in range(int(n_steps)):
+        v = v - eta * (hessian(v) - b)
+    return v

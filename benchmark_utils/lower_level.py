@@ -1,0 +1,131 @@
+"""Batched accelerated gradient for the lower-level problems (``ALGORITHMS.md`` s. 4).
+
+Nesterov's method for L-smooth, m-strongly convex functions (Nesterov,
+"Lectures on Convex Optimization", 2018, scheme (2.2.22)): step 1/L and the
+constant momentum beta = (sqrt(L) - sqrt(m)) / (sqrt(L) + sqrt(m)).
+
+Every image has its own problem E_i and its own tolerance. The gradient is
+evaluated at the extrapolated point y_k; an image stops as soon as
+||grad_x E_i(y_k)|| <= eps_i and returns y_k, whose gradient norm is thus
+certified, so ||y_k - x_i(theta)|| <= eps_i / m. Images that have stopped
+leave the batch and cost nothing more.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class LowerLevelResult:
+    """Outcome of :func:`solve_lower_level`.
+
+    Attributes
+    ----------
+    x : torch.Tensor
+        Approximate solutions (B, C, H, W).
+    n_iter : torch.Tensor
+        Gradient evaluations spent per image (int64, (B,)).
+    grad_norm : torch.Tensor
+        ||grad_x E_i(x_i)|| at the returned points.
+    converged : torch.Tensor
+        Bool (B,): tolerance met.
+    """
+
+    x: torch.Tensor
+    n_iter: torch.Tensor
+    grad_norm: torch.Tensor
+    converged: torch.Tensor
+
+    @property
+    def hit_cap(self):
+        """Number of images that stopped at the iteration cap."""
+        return int((~self.converged).sum())
+
+
+def batch_norm(t):
+    """Euclidean norm of each image of a batch, shape (B,)."""
+    return t.flatten(1).norm(dim=1)
+
+
+def _as_tolerance(tol, n, like):
+    tol = torch.as_tensor(tol, dtype=like.dtype, device=like.device)
+    if tol.ndim == 0:
+        tol = tol.expand(n)
+    if tol.shape != (n,):
+        raise ValueError(f"tol must be a scalar or have shape ({n},)")
+    if bool((tol <= 0).any()):
+        raise ValueError("tol must be > 0")
+    return tol
+
+
+def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
+    """Solve min_x E_i(x; theta) for the images ``idx`` to gradient norm ``tol``.
+
+    Parameters
+    ----------
+    oracles : CountedOracles
+        The counted problem; every gradient is one ``ll_grad`` per image.
+    theta : torch.Tensor
+        Regulariser parameters.
+    x0 : torch.Tensor
+        Warm starts (B, C, H, W).
+    idx : torch.Tensor of int64
+        Image indices (B,).
+    tol : float or torch.Tensor
+        Gradient-norm tolerance, scalar or per image (B,).
+    max_iter : int
+        Cap on gradient evaluations per image.
+    warn : bool
+        Warn when images stop at the cap (also reported in the result).
+
+    Returns
+    -------
+    LowerLevelResult
+    """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
+    n = idx.numel()
+    tol = _as_tolerance(tol, n, x0)
+    big_l = oracles.lipschitz(theta)
+    m = oracles.strong_convexity(theta)
+    beta = (math.sqrt(big_l) - math.sqrt(m)) / (math.sqrt(big_l) + math.sqrt(m))
+
+    x_out = x0.clone()
+    y = x0.clone()
+    x_prev = x0.clone()
+    n_iter = torch.zeros(n, dtype=torch.int64, device=x0.device)
+    grad_norm = torch.full((n,), float("inf"), dtype=x0.dtype, device=x0.device)
+    converged = torch.zeros(n, dtype=torch.bool, device=x0.device)
+    active = torch.arange(n, device=x0.device)
+    for it in range(max_iter):
+        ya = y[active]
+        g = oracles.ll_grad(theta, ya, idx[active])
+        gn = batch_norm(g)
+        n_iter[active] += 1
+        grad_norm[active] = gn
+        x_out[active] = ya
+        done = gn <= tol[active]
+        converged[active[done]] = True
+        if it == max_iter - 1:
+            break
+        keep = ~done
+        if not bool(keep.any()):
+            break
+        active = active[keep]
+        x_new = ya[keep] - g[keep] / big_l
+        y[active] = x_new + beta * (x_new - x_prev[active])
+        x_prev[active] = x_new
+    res = LowerLevelResult(x_out, n_iter, grad_norm, converged)
+    if warn and res.hit_cap:
+        warnings.warn(
+            f"lower-level solver hit max_iter={max_iter} on {res.hit_cap} of "
+            f"{n} images (worst gradient norm {float(grad_norm.max()):.3g})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return res

@@ -1,0 +1,42 @@
+"""Per-image warm-start memory (``ALGORITHMS.md`` sections 4 and 5).
+
+Every image has its own lower-level problem, so every method keeps, per
+image, the last lower-level iterate x_i and the last adjoint/linear-system
+iterate q_i (v_i for the doubly-stochastic methods). This is the only state
+of a run that grows with the data set: 2 n C H W numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class ImageMemory:
+    """Warm starts x_i and q_i for every image of a set.
+
+    Parameters
+    ----------
+    oracles : CountedOracles
+        The image set; x_i starts at A^T y_i, q_i at zero.
+    """
+
+    def __init__(self, oracles):
+        all_idx = torch.arange(oracles.n_images, device=oracles.device)
+        self.x = oracles.initial_x(all_idx)
+        self.q = torch.zeros_like(self.x)
+
+    def get_x(self, idx):
+        return self.x[idx].clone()
+
+    def get_q(self, idx):
+        return self.q[idx].clone()
+
+    def set_x(self, idx, x):
+        self.x[idx] = x.detach()
+
+    def set_q(self, idx, q):
+        self.q[idx] = q.detach()
+
+    def nbytes(self):
+        """Memory held, in bytes."""
+        return self.x.numel() * self.x.element_size() * 2

@@ -1,0 +1,243 @@
+"""Counted per-image oracles of the bilevel problem (``ALGORITHMS.md`` s. 1, 3).
+
+Lower level, one strongly convex problem per image i:
+
+    E_i(x; theta) = 1/2 ||A x - y_i||^2 + R_theta(x) + mu/2 ||x||^2
+
+Upper level: l_i(x) = ||x - x_i||^2 / d (MSE, d = pixels x channels).
+
+:class:`CountedOracles` is the only place where the cost counters change and
+the only door from a solver to the maths: every lower-level gradient, Hessian-
+vector product, mixed product and upper-level gradient is counted per image
+(``cost = ll_grad + hvp``). A solver therefore cannot under-report what it
+spends. Step-size bounds (:meth:`CountedOracles.lipschitz`) use no oracle and
+are free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+COUNTER_NAMES = ("ll_grad", "hvp", "jvp", "ul_grad")
+
+
+@dataclass
+class Counters:
+    """Oracle calls, each counted once per image.
+
+    Attributes
+    ----------
+    ll_grad, hvp, jvp, ul_grad : int
+        Totals over the run.
+    per_image : dict of torch.Tensor
+        For each counter, an int64 tensor (n_images,) of calls per image.
+    """
+
+    n_images: int
+    device: torch.device | str = "cpu"
+    ll_grad: int = 0
+    hvp: int = 0
+    jvp: int = 0
+    ul_grad: int = 0
+    per_image: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in COUNTER_NAMES:
+            self.per_image[name] = torch.zeros(
+                self.n_images, dtype=torch.int64, device=self.device
+            )
+
+    @property
+    def cost(self):
+        """The papers' x-axis: lower-level gradients plus Hessian-vector products."""
+        return self.ll_grad + self.hvp
+
+    def add(self, name, idx):
+        """Count one call of oracle ``name`` on each image in ``idx``."""
+        setattr(self, name, getattr(self, name) + int(idx.numel()))
+        self.per_image[name].index_add_(0, idx, torch.ones_like(idx, dtype=torch.int64))
+
+    def as_dict(self):
+        """Totals as plain ints, plus ``cost``."""
+        out = {name: getattr(self, name) for name in COUNTER_NAMES}
+        out["cost"] = self.cost
+        return out
+
+
+class _CountedHessian:
+    """Hess_x E_i at fixed images, counting one ``hvp`` per image per product."""
+
+    def __init__(self, oracles, reg_hessian, idx):
+        self._oracles = oracles
+        self._reg_hessian = reg_hessian
+        self._idx = idx
+
+    def __call__(self, v, rows=None):
+        """Hess E_i(x_i) v_i for the images at positions ``rows`` of the batch.
+
+        Parameters
+        ----------
+        v : torch.Tensor
+            Shape (len(rows), C, H, W), or (B, C, H, W) when ``rows`` is None.
+        rows : torch.Tensor of int64, optional
+            Positions in the batch the Hessian was built on.
+        """
+        idx = self._idx if rows is None else self._idx[rows]
+        self._oracles.counters.add("hvp", idx)
+        fwd, mu = self._oracles.forward, self._oracles.mu
+        out = fwd.AtA(v) + self._reg_hessian(v, rows)
+        if mu:
+            out = out + mu * v
+        return out
+
+
+class CountedOracles:
+    """The bilevel problem on one image set, behind counted oracles.
+
+    Parameters
+    ----------
+    regulariser : Regulariser
+        The learnable convex regulariser R_theta.
+    forward : ForwardOperator
+        The measurement operator A (see :mod:`benchmark_utils.forward`).
+    x_clean : torch.Tensor
+        Clean images (n, C, H, W), the upper-level targets.
+    y : torch.Tensor
+        Measurements A x_i + noise, frozen.
+    mu : float
+        Weight of the strongly convex term mu/2 ||x||^2 (>= 0).
+    """
+
+    def __init__(self, regulariser, forward, x_clean, y, mu=0.0):
+        if mu < 0:
+            raise ValueError(f"mu must be >= 0, got {mu!r}")
+        self._reg = regulariser
+        self.forward = forward
+        self.mu = float(mu)
+        self.x_clean = x_clean
+        self.y = y
+        self._aty = forward.A_adjoint(y)
+        self.n_images = x_clean.shape[0]
+        self.image_shape = tuple(x_clean.shape[1:])
+        self.n_pixels = int(x_clean[0].numel())
+        self.counters = Counters(self.n_images, device=x_clean.device)
+        m = forward.lambda_min + self.mu
+        if m <= 0:
+            raise ValueError(
+                "the lower level is not strongly convex: lambda_min(A^T A) = "
+                f"{forward.lambda_min:g} and mu = {self.mu:g}; set mu > 0 "
+                f"for the {forward.name} task"
+            )
+
+    # -- free information (no oracle call) --------------------------------
+    @property
+    def regulariser_name(self):
+        return self._reg.name
+
+    @property
+    def n_params(self):
+        return self._reg.n_params
+
+    @property
+    def device(self):
+        return self.x_clean.device
+
+    @property
+    def dtype(self):
+        return self.x_clean.dtype
+
+    def init_theta(self, seed):
+        """Initial parameters drawn from ``seed``, feasible."""
+        theta = self._reg.init_theta(seed, dtype=self.dtype, device=self.device)
+        return self._reg.project(theta)
+
+    def project(self, theta):
+        """Projection of theta onto the regulariser's feasible set."""
+        return self._reg.project(theta)
+
+    def unpack(self, theta):
+        """Named views of theta (for plots and diagnostics)."""
+        return self._reg.unpack(theta)
+
+    def lipschitz(self, theta):
+        """Upper bound L on ||Hess_x E_i|| for all x and i (free).
+
+        L = ||A||^2 + mu + L_R(theta) (``ALGORITHMS.md`` section 2).
+        """
+        return self.forward.norm_sq + self.mu + self._reg.lipschitz(theta)
+
+    def strong_convexity(self, theta=None):
+        """Strong-convexity modulus m = lambda_min(A^T A) + mu + conv(R)."""
+        conv = 0.0 if theta is None else self._reg.convexity(theta)
+        return self.forward.lambda_min + self.mu + conv
+
+    @property
+    def ul_lipschitz(self):
+        """L_g, the Lipschitz constant of grad l_i = 2 (x - x_i) / d."""
+        return 2.0 / self.n_pixels
+
+    def initial_x(self, idx):
+        """Default lower-level starting point: A^T y_i (y_i for denoising)."""
+        return self._aty[idx].clone()
+
+    # -- counted oracles --------------------------------------------------
+    def ll_grad(self, theta, x, idx):
+        """grad_x E_i(x_i; theta) for each image; counts ``ll_grad`` per image.
+
+        Parameters
+        ----------
+        theta : torch.Tensor
+            Flat parameters.
+        x : torch.Tensor
+            Points (B, C, H, W), one per image index.
+        idx : torch.Tensor of int64
+            Image indices (B,) into this image set.
+        """
+        self.counters.add("ll_grad", idx)
+        g = self.forward.AtA(x) - self._aty[idx] + self._reg.grad(x, theta)
+        if self.mu:
+            g = g + self.mu * x
+        return g
+
+    def hessian(self, theta, x, idx):
+        """Hess_x E_i(x_i; theta) as an operator; each product counts ``hvp``.
+
+        Building the operator caches the curvature at ``x`` and costs nothing;
+        each application to a vector counts one ``hvp`` per image.
+        """
+        return _CountedHessian(self, self._reg.hessian(x, theta), idx)
+
+    def hvp(self, theta, x, v, idx):
+        """Hess_x E_i(x_i; theta) v_i; counts one ``hvp`` per image."""
+        return self.hessian(theta, x, idx)(v)
+
+    def jvp(self, theta, x, q, idx, per_image=False):
+        """Mixed product grad_theta <grad_x E_i(x_i; theta), q_i>; counts ``jvp``.
+
+        Only R depends on theta, so this is the regulariser's mixed product.
+        Returns the sum over the batch (P,), or (B, P) with ``per_image``.
+        """
+        self.counters.add("jvp", idx)
+        return self._reg.mixed(x, theta, q, per_image=per_image)
+
+    def ul_grad(self, x, idx):
+        """Upper-level losses l_i(x_i) (B,) and gradients; counts ``ul_grad``."""
+        self.counters.add("ul_grad", idx)
+        diff = x - self.x_clean[idx]
+        loss = diff.flatten(1).pow(2).sum(dim=1) / self.n_pixels
+        return loss, diff * (2.0 / self.n_pixels)
+
+    # -- not cost oracles -------------------------------------------------
+    def ll_value(self, theta, x, idx):
+        """E_i(x_i; theta) per image. Not a cost oracle: tests and diagnostics."""
+        res = self.forward.A(x) - self.y[idx]
+        val = 0.5 * res.flatten(1).pow(2).sum(dim=1) + self._reg.value(x, theta)
+        if self.mu:
+            val = val + 0.5 * self.mu * x.flatten(1).pow(2).sum(dim=1)
+        return val
+
+    def reset_counters(self):
+        """Start counting from zero (the objective does this per run)."""
+        self.counters = Counters(self.n_images, device=self.device)

@@ -1,0 +1,73 @@
+"""The learning problem handed to solvers (``ALGORITHMS.md`` section 1).
+
+:class:`BilevelProblem` keeps the training images, measurements, operator and
+regulariser private: a solver can only ask it for a fresh set of counted
+oracles (:meth:`BilevelProblem.make_oracles`), so everything it spends is
+counted by :class:`~benchmark_utils.oracles.CountedOracles`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .oracles import CountedOracles
+
+
+class BilevelProblem:
+    """Training problem: images, measurements, operator, regulariser and mu.
+
+    Parameters
+    ----------
+    regulariser : Regulariser
+    forward : ForwardOperator
+    x_train, y_train : torch.Tensor
+        Clean training images and their frozen measurements.
+    mu : float
+        Strong-convexity weight of the lower level.
+    """
+
+    def __init__(self, regulariser, forward, x_train, y_train, mu):
+        self._regulariser = regulariser
+        self._forward = forward
+        self._x = x_train
+        self._y = y_train
+        self._mu = float(mu)
+        # build once to validate (strong convexity, shapes)
+        self.make_oracles()
+
+    @property
+    def n_images(self):
+        return self._x.shape[0]
+
+    def make_oracles(self):
+        """A fresh :class:`CountedOracles` with all counters at zero."""
+        return CountedOracles(
+            self._regulariser, self._forward, self._x, self._y, mu=self._mu
+        )
+
+
+def cost_checkpoints(budget, n_checkpoints, first_fraction=0.02):
+    """Costs at which a run is evaluated: geometric from a fraction to ``budget``.
+
+    Every solver is evaluated at the first step that reaches each checkpoint,
+    so curves of different solvers and repetitions share (nearly) the same
+    cost grid, which makes medians and quantile bands meaningful.
+    """
+    if budget <= 0:
+        raise ValueError(f"budget must be > 0, got {budget!r}")
+    if n_checkpoints < 1:
+        raise ValueError(f"n_checkpoints must be >= 1, got {n_checkpoints!r}")
+    if n_checkpoints == 1:
+        return [int(budget)]
+    grid = np.geomspace(first_fraction * budget, budget, n_checkpoints)
+    return sorted({max(1, int(round(c))) for c in grid})
+
+
+def pick_device(device="auto"):
+    """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return torch.device(device)

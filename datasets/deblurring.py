@@ -1,0 +1,47 @@
+"""Gaussian deblurring of natural-image patches (``ALGORITHMS.md`` section 1).
+
+A is a circular convolution with a normalised ``kernel_size`` x
+``kernel_size`` Gaussian kernel of standard deviation ``blur_sigma``
+(``deepinv.physics.BlurFFT``), y_i = A x_i + sigma * noise_i with
+sigma = noise_level / 255, the noise frozen from the seed. A^T A is nearly
+singular, so the lower level relies on the objective's mu > 0. Sources as in
+the denoising dataset.
+"""
+
+from benchopt import BaseDataset
+
+from benchmark_utils.tasks import build_task_data
+
+
+class Dataset(BaseDataset):
+    name = "deblurring"
+    requirements = []
+    parameters = {
+        "source": ["skimage"],
+        "folder": [None],
+        "download": [False],
+        "n_train": [16],
+        "n_test": [8],
+        "patch_size": [32],
+        "grayscale": [True],
+        "noise_level": [5.0],
+        "kernel_size": [9],
+        "blur_sigma": [1.5],
+    }
+    test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
+
+    def get_data(self):
+        return build_task_data(
+            "deblurring",
+            source=self.source,
+            folder=self.folder,
+            download=self.download,
+            n_train=self.n_train,
+            n_test=self.n_test,
+            patch_size=self.patch_size,
+            grayscale=self.grayscale,
+            noise_level=self.noise_level,
+            seed=self.get_seed(use_repetition=False),
+            kernel_size=self.kernel_size,
+            blur_sigma=self.blur_sigma,
+        )

@@ -1,0 +1,179 @@
+"""Bilevel learning of a variational regulariser (``ALGORITHMS.md`` s. 1-3).
+
+Lower level (per image): x_i(theta) = argmin_x 1/2 ||A x - y_i||^2
++ R_theta(x) + mu/2 ||x||^2. Upper level: f(theta) = 1/n sum_i MSE(x_i(theta), x_i).
+
+Every solver gets the same training problem, the same initial theta (drawn
+from the objective's seed), the same cost budget in lower-level gradient
+evaluations (``cost = ll_grad + hvp``, counted per image by the oracles) and
+the same grid of cost checkpoints at which it is evaluated.
+
+``evaluate_result`` only sees theta and the counters. It solves the lower
+level accurately (gradient norm <= eval_tol * sqrt(d), warm-started from the
+previous evaluation of the same run) on the training and test images with its
+own oracles, whose calls are never counted as solver cost.
+"""
+
+import math
+import warnings
+
+import deepinv as dinv
+import numpy as np
+import torch
+from benchopt import BaseObjective
+from benchopt.stopping_criterion import NoCriterion
+
+from benchmark_utils.lower_level import solve_lower_level
+from benchmark_utils.memory import ImageMemory
+from benchmark_utils.oracles import COUNTER_NAMES, CountedOracles
+from benchmark_utils.problem import BilevelProblem, cost_checkpoints, pick_device
+from benchmark_utils.regularisers import make_regulariser
+
+EVAL_CHUNK = 64
+N_IMAGES_SHOWN = 4
+
+
+class Objective(BaseObjective):
+    name = "Bilevel imaging"
+    min_benchopt_version = "1.10"
+    requirements = []
+
+    sampling_strategy = "callback"
+    # Noisy stochastic curves must not be cut by benchopt's patience rule:
+    # solvers stop themselves at the cost budget.
+    stopping_criterion = NoCriterion(strategy="callback")
+
+    parameters = {
+        "regulariser": ["foe"],
+        "n_filters": [8],
+        "kernel_size": [5],
+        "mu": [1e-3],
+        "budget": [15_000],
+        "n_checkpoints": [15],
+        "eval_tol": [1e-4],
+        "device": ["auto"],
+    }
+    test_config = {"budget": 400, "n_checkpoints": 3, "n_filters": 2}
+
+    def set_data(self, x_train, y_train, x_test, y_test, forward, task):
+        if not self.mu >= 0:
+            raise ValueError(f"mu must be >= 0, got {self.mu!r}")
+        if not self.budget > 0:
+            raise ValueError(f"budget must be > 0, got {self.budget!r}")
+        if not self.eval_tol > 0:
+            raise ValueError(f"eval_tol must be > 0, got {self.eval_tol!r}")
+        if forward.lambda_min + self.mu <= 0:
+            raise ValueError(
+                f"the {task} lower level needs mu > 0 to be strongly convex "
+                f"(lambda_min(A^T A) = 0); got mu={self.mu!r}. Pass e.g. "
+                '-o "Bilevel imaging[mu=0.001]"'
+            )
+        self.task = task
+        self.dev = pick_device(self.device)
+        fwd = forward.to(self.dev)
+        to = {"device": self.dev}
+        self.x_train, self.y_train = x_train.to(**to), y_train.to(**to)
+        self.x_test, self.y_test = x_test.to(**to), y_test.to(**to)
+        n_channels = x_train.shape[1]
+        kwargs = {}
+        if self.regulariser in ("foe", "crr"):
+            kwargs = {"n_filters": self.n_filters, "kernel_size": self.kernel_size}
+        self.reg = make_regulariser(self.regulariser, n_channels, **kwargs)
+        self.problem = BilevelProblem(
+            self.reg, fwd, self.x_train, self.y_train, self.mu
+        )
+        self.checkpoints = cost_checkpoints(self.budget, self.n_checkpoints)
+        # evaluation oracles: their counters are never reported
+        self._eval = {
+            "train": CountedOracles(self.reg, fwd, self.x_train, self.y_train, self.mu),
+            "test": CountedOracles(self.reg, fwd, self.x_test, self.y_test, self.mu),
+        }
+        self._memory = {}
+        self._psnr = dinv.metric.PSNR(max_pixel=1.0)
+
+    def get_objective(self):
+        seed = self.get_seed(use_repetition=False)
+        oracles = self.problem.make_oracles()
+        self.theta0 = oracles.init_theta(seed)
+        return dict(
+            problem=self.problem,
+            theta0=self.theta0,
+            budget=self.budget,
+            checkpoints=self.checkpoints,
+            device=self.dev,
+        )
+
+    # -- evaluation ---------------------------------------------------------
+    def _solve(self, which, theta):
+        """Accurate lower-level solutions on the train or test images."""
+        oracles = self._eval[which]
+        memory = self._memory.setdefault(which, ImageMemory(oracles))
+        tol = self.eval_tol * math.sqrt(oracles.n_pixels)
+        n_cap = 0
+        for start in range(0, oracles.n_images, EVAL_CHUNK):
+            idx = torch.arange(
+                start, min(start + EVAL_CHUNK, oracles.n_images), device=self.dev
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = solve_lower_level(
+                    oracles, theta, memory.get_x(idx), idx, tol, max_iter=20_000
+                )
+            n_cap += res.hit_cap
+            memory.set_x(idx, res.x)
+        return memory.x, n_cap
+
+    def _metrics(self, which, theta):
+        x, n_cap = self._solve(which, theta)
+        clean = self._eval[which].x_clean
+        mse = (x - clean).flatten(1).pow(2).mean(dim=1)
+        psnr = self._psnr(x.clamp(0, 1), clean)
+        return float(mse.mean()), float(psnr.mean()), n_cap, x
+
+    def evaluate_result(self, theta, n_outer, diverged, info, **counters):
+        if n_outer == 0:
+            # a new run: evaluation warm starts never leak between runs
+            self._memory = {}
+        theta = theta.to(device=self.dev, dtype=self.x_train.dtype)
+        out = {}
+        if bool(torch.isfinite(theta).all()):
+            mse_train, psnr_train, cap_train, _ = self._metrics("train", theta)
+            mse_test, psnr_test, cap_test, x_test = self._metrics("test", theta)
+        else:
+            mse_train = mse_test = psnr_train = psnr_test = float("nan")
+            cap_train = cap_test = 0
+            x_test = None
+        out["value"] = mse_train
+        out["psnr_train"] = psnr_train
+        out["psnr_test"] = psnr_test
+        out["mse_test"] = mse_test
+        for name in COUNTER_NAMES:
+            out[name] = int(counters[name])
+        out["cost"] = out["ll_grad"] + out["hvp"]
+        out["n_outer"] = int(n_outer)
+        out["diverged"] = int(diverged)
+        out["eval_cap_hits"] = cap_train + cap_test
+        for key, val in (info or {}).items():
+            out[key] = float(val)
+        self._last_test_recon = x_test
+        return out
+
+    def get_one_result(self):
+        zeros = {name: 0 for name in COUNTER_NAMES}
+        return dict(theta=self.theta0.cpu(), n_outer=0, diverged=0, info={}, **zeros)
+
+    def save_final_results(self, theta, **kwargs):
+        """Final theta, filters and a few test reconstructions (for the plots)."""
+        n = min(N_IMAGES_SHOWN, self.x_test.shape[0])
+        recon = getattr(self, "_last_test_recon", None)
+        out = {
+            "theta": theta.numpy().astype(np.float32),
+            "clean": self.x_test[:n].cpu().numpy().astype(np.float32),
+            "measured": self.y_test[:n].cpu().numpy().astype(np.float32),
+        }
+        if recon is not None:
+            out["reconstructed"] = recon[:n].cpu().numpy().astype(np.float32)
+        views = self.reg.unpack(theta)
+        if "filters" in views:
+            out["filters"] = views["filters"].numpy().astype(np.float32)
+        return out

@@ -1,0 +1,187 @@
+"""Convergence curves against the oracle cost, with a band over repetitions.
+
+For every solver, each repetition gives one curve (x, y) read from the result
+rows, ordered by ``stop_val``. Repetitions generally reach different x values
+(the cost of one step depends on the sampled batch and on warm starts), so the
+curves are linearly interpolated on the union of their x values, restricted to
+the points covered by at least half of the repetitions. The plot shows the
+median over repetitions and, when there are at least two, the 20%-80%
+quantile band (toggle "Quantiles" in the page). The page's "Scale" selector
+switches between linear and log axes.
+
+The y choices are the numeric ``objective_*`` columns except the oracle
+counters (a y option equal to a counter column breaks the page in benchopt
+1.10.0, and counters are x axes anyway).
+"""
+
+import numpy as np
+import pandas as pd
+from benchopt import BasePlot
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+# Name shown in the dropdown -> column of the result dataframe.
+X_COLUMNS = {
+    "cost": "objective_cost",
+    "ll_grad": "objective_ll_grad",
+    "time": "time",
+}
+X_LABELS = {
+    "cost": "Cost: lower-level gradients + Hessian-vector products (per image)",
+    "ll_grad": "Lower-level gradients (per image)",
+    "time": "Time [s] (solver only)",
+}
+# Objective keys that are counters or flags: never offered as y.
+COUNTERS = {"ll_grad", "hvp", "jvp", "ul_grad", "cost", "n_outer", "diverged"}
+# Preferred order of the y choices; the first one is the page's default.
+Y_FIRST = ["psnr_test", "value", "psnr_train", "mse_test"]
+Y_LABELS = {
+    "psnr_test": "Test PSNR [dB]",
+    "psnr_train": "Train PSNR [dB]",
+    "value": "Train upper-level loss (MSE)",
+    "mse_test": "Test MSE",
+}
+QUANTILES = (0.2, 0.8)
+MAX_POINTS = 300
+
+
+def y_options(df):
+    """Numeric objective columns (short names) that can be used as y."""
+    keys = []
+    for col in df.columns:
+        if not col.startswith("objective_") or col == "objective_name":
+            continue
+        key = col[len("objective_") :]
+        if key in COUNTERS or key.startswith("final_"):
+            continue
+        if not is_numeric_dtype(df[col]) or is_bool_dtype(df[col]):
+            continue
+        if df[col].notna().sum() == 0:
+            continue
+        keys.append(key)
+    first = [k for k in Y_FIRST if k in keys]
+    keys = first + sorted(k for k in keys if k not in first)
+    # An option must offer at least one value for the page to work.
+    return keys or ["value"]
+
+
+def _as_float(values):
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+
+
+def _one_curve(df_rep, x_col, y_col):
+    """Finite (x, y) points of one repetition, sorted by x, unique x."""
+    df_rep = df_rep.sort_values("stop_val", kind="stable")
+    x = _as_float(df_rep[x_col])
+    y = _as_float(df_rep[y_col])
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size == 0:
+        return None
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    # Keep the last value reached at a given x (e.g. several evaluations at
+    # the same cost).
+    last = np.r_[x[1:] != x[:-1], True]
+    return x[last], y[last]
+
+
+def _thin(n, max_points=MAX_POINTS):
+    """Indices of at most max_points points out of n, ends included."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
+
+
+def aggregate(curves, quantiles=QUANTILES):
+    """Median and quantile band of curves given as a list of (x, y).
+
+    Returns x, median, low, high (low and high are None for a single curve).
+    """
+    if len(curves) == 1:
+        x, y = curves[0]
+        idx = _thin(x.size)
+        return x[idx], y[idx], None, None
+    grid = np.unique(np.concatenate([x for x, _ in curves]))
+    values = np.full((len(curves), grid.size), np.nan)
+    for i, (x, y) in enumerate(curves):
+        inside = (grid >= x[0]) & (grid <= x[-1])
+        values[i, inside] = np.interp(grid[inside], x, y)
+    count = np.isfinite(values).sum(axis=0)
+    keep = count >= int(np.ceil(len(curves) / 2))
+    grid, values = grid[keep], values[:, keep]
+    if grid.size == 0:
+        return grid, grid, None, None
+    idx = _thin(grid.size)
+    grid, values = grid[idx], values[:, idx]
+    median = np.nanmedian(values, axis=0)
+    low, high = np.nanquantile(values, quantiles, axis=0)
+    return grid, median, low, high
+
+
+def _to_list(values):
+    return [float(f"{v:.7g}") for v in values]
+
+
+class Plot(BasePlot):
+    name = "cost_curve"
+    type = "scatter"
+    options = {
+        "dataset": ...,
+        "objective": ...,
+        "x_axis": list(X_COLUMNS),
+        "y_axis": y_options,
+    }
+
+    def plot(self, df, dataset, objective, x_axis, y_axis):
+        df = df[(df["dataset_name"] == dataset) & (df["objective_name"] == objective)]
+        x_col, y_col = X_COLUMNS[x_axis], f"objective_{y_axis}"
+        if x_col not in df.columns or y_col not in df.columns:
+            return []
+        if "idx_rep" not in df.columns:
+            df = df.assign(idx_rep=0)
+
+        traces = []
+        for solver, df_solver in df.groupby("solver_name", sort=True):
+            curves = []
+            for _, df_rep in df_solver.groupby("idx_rep", sort=True):
+                curve = _one_curve(df_rep, x_col, y_col)
+                if curve is not None:
+                    curves.append(curve)
+            if not curves:
+                continue
+            x, y, low, high = aggregate(curves)
+            if x.size == 0:
+                continue
+            trace = {
+                "x": _to_list(x),
+                "y": _to_list(y),
+                "label": solver,
+                **self.get_style(solver),
+            }
+            if low is not None:
+                trace["y_low"] = _to_list(low)
+                trace["y_high"] = _to_list(high)
+            traces.append(trace)
+        return traces
+
+    def get_metadata(self, df, dataset, objective, x_axis, y_axis):
+        ylabel = Y_LABELS.get(y_axis, y_axis)
+        n_rep = 1
+        if "idx_rep" in df.columns:
+            sub = df[
+                (df["dataset_name"] == dataset) & (df["objective_name"] == objective)
+            ]
+            n_rep = max(int(sub["idx_rep"].nunique()), 1)
+        band = (
+            f" (median, {QUANTILES[0]:.0%}-{QUANTILES[1]:.0%} band over "
+            f"{n_rep} repetitions)"
+            if n_rep > 1
+            else ""
+        )
+        return {
+            "title": f"{objective}\nData: {dataset}{band}",
+            "xlabel": X_LABELS[x_axis],
+            "ylabel": ylabel,
+            # Default scale when the page switches to this plot.
+            "scale": "semilog-y" if y_axis in ("value", "mse_test") else "linear",
+        }

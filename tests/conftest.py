@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny float64 bilevel problems built from random images."""
+
+import pytest
+import torch
+
+from benchmark_utils.forward import make_forward
+from benchmark_utils.oracles import CountedOracles
+from benchmark_utils.regularisers import make_regulariser
+
+
+def tiny_problem(
+    task="denoising",
+    n_images=3,
+    n_channels=1,
+    size=12,
+    regulariser="foe",
+    mu=None,
+    seed=0,
+    reg_kwargs=None,
+):
+    """A float64 problem small enough for finite differences and dense solves."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (n_channels, size, size)
+    x_clean = torch.rand(n_images, *shape, generator=gen, dtype=torch.float64)
+    fwd = make_forward(
+        task,
+        image_shape=shape,
+        noise_sigma=0.1,
+        kernel_size=5,
+        blur_sigma=1.0,
+        seed=seed,
+        dtype=torch.float64,
+    )
+    y = fwd.measure(x_clean, seed=seed)
+    if mu is None:
+        mu = 0.0 if task == "denoising" else 0.05
+    kwargs = {"n_filters": 3, "kernel_size": 3} if regulariser == "foe" else {}
+    kwargs.update(reg_kwargs or {})
+    reg = make_regulariser(regulariser, n_channels, **kwargs)
+    return CountedOracles(reg, fwd, x_clean, y, mu=mu)
+
+
+@pytest.fixture
+def denoising_problem():
+    return tiny_problem("denoising")
+
+
+@pytest.fixture(params=["denoising", "deblurring"])
+def any_problem(request):
+    return tiny_problem(request.param)
