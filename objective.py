@@ -35,6 +35,7 @@ N_IMAGES_SHOWN = 4
 
 class Objective(BaseObjective):
     name = "Bilevel imaging"
+    url = "https://github.com/benchopt/benchmark_bilevel_imaging"
     min_benchopt_version = "1.10"
     requirements = []
 
@@ -53,7 +54,12 @@ class Objective(BaseObjective):
         "eval_tol": [1e-4],
         "device": ["auto"],
     }
-    test_config = {"budget": 400, "n_checkpoints": 3, "n_filters": 2}
+    test_config = {
+        "budget": 400,
+        "n_checkpoints": 3,
+        "n_filters": 2,
+        "dataset": {"name": "denoising", "n_train": 4, "n_test": 2, "patch_size": 16},
+    }
 
     def set_data(self, x_train, y_train, x_test, y_test, forward, task):
         if not self.mu >= 0:
@@ -75,10 +81,12 @@ class Objective(BaseObjective):
         self.x_train, self.y_train = x_train.to(**to), y_train.to(**to)
         self.x_test, self.y_test = x_test.to(**to), y_test.to(**to)
         n_channels = x_train.shape[1]
-        kwargs = {}
-        if self.regulariser in ("foe", "crr"):
-            kwargs = {"n_filters": self.n_filters, "kernel_size": self.kernel_size}
-        self.reg = make_regulariser(self.regulariser, n_channels, **kwargs)
+        self.reg = make_regulariser(
+            self.regulariser,
+            n_channels,
+            n_filters=self.n_filters,
+            kernel_size=self.kernel_size,
+        )
         self.problem = BilevelProblem(
             self.reg, fwd, self.x_train, self.y_train, self.mu
         )
@@ -166,6 +174,7 @@ class Objective(BaseObjective):
         """Final theta, filters and a few test reconstructions (for the plots)."""
         n = min(N_IMAGES_SHOWN, self.x_test.shape[0])
         recon = getattr(self, "_last_test_recon", None)
+        theta = theta.detach().cpu()
         out = {
             "theta": theta.numpy().astype(np.float32),
             "clean": self.x_test[:n].cpu().numpy().astype(np.float32),
@@ -174,6 +183,7 @@ class Objective(BaseObjective):
         if recon is not None:
             out["reconstructed"] = recon[:n].cpu().numpy().astype(np.float32)
         views = self.reg.unpack(theta)
-        if "filters" in views:
-            out["filters"] = views["filters"].numpy().astype(np.float32)
+        for key in ("filters", "log_weights"):
+            if key in views:
+                out[key] = views[key].numpy().astype(np.float32)
         return out

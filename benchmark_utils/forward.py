@@ -186,6 +186,11 @@ class ForwardOperator:
         self.kernel = None if kernel is None else kernel.to(self.device, self.dtype)
         self.mask = None if mask is None else mask.to(self.device, self.dtype)
 
+    @property
+    def is_identity(self):
+        """True when A = I (denoising): lets callers skip A^T A entirely."""
+        return self.name == "denoising"
+
     def __repr__(self):
         return (
             f"ForwardOperator(name={self.name!r}, image_shape={self.image_shape}, "

@@ -17,7 +17,6 @@ Sources:
 images.
 """
 
-import importlib.util
 import numbers
 import os
 from pathlib import Path
@@ -195,7 +194,9 @@ def _load_kodak24(data_path, download, grayscale):
 
     root = _deepinv_root(data_path, "Kodak24")
     try:
-        dataset = Kodak24(root=str(root), download=download, verbose=False)
+        dataset = Kodak24(
+            root=str(root), download=download, verbose=False, use_dict_output=True
+        )
     except RuntimeError as err:  # deepinv: not found (or checksum mismatch)
         raise _not_found(
             "kodak24", root, f"{Path(*_KODAK_SUBDIR)}/01.png ... 24.png"
@@ -216,7 +217,9 @@ def _load_bsds500(data_path, download, grayscale):
             root,
             f"download.zip and {Path(*_BSDS_SUBDIR)}/{{train,test}}/*.jpg",
         )
-    dataset = BSDS500(root=str(root), download=download, train=True)
+    dataset = BSDS500(
+        root=str(root), download=download, train=True, use_dict_output=True
+    )
     if len(dataset.file_list) == 0:
         raise _not_found(
             "bsds500",
@@ -232,15 +235,17 @@ def _load_cbsd68(data_path, download, grayscale):
         raise _not_found(
             "cbsd68", root, f"the HuggingFace dataset saved to disk ({_CBSD_FILE})"
         )
-    if importlib.util.find_spec("datasets") is None:
+    try:  # a local 'datasets' folder (benchopt's) may shadow the package
+        from datasets import load_from_disk  # noqa: F401
+    except ImportError as err:
         raise ImportError(
             "source='cbsd68' needs the HuggingFace 'datasets' package, which "
             "deepinv.datasets.CBSD68 uses to read the data: pip install datasets"
-        )
+        ) from err
     from deepinv.datasets import CBSD68
 
     try:
-        dataset = CBSD68(root=str(root), download=download)
+        dataset = CBSD68(root=str(root), download=download, use_dict_output=True)
     except RuntimeError as err:  # deepinv: not found (or checksum mismatch)
         raise _not_found(
             "cbsd68", root, f"the HuggingFace dataset saved to disk ({_CBSD_FILE})"
@@ -248,7 +253,9 @@ def _load_cbsd68(data_path, download, grayscale):
     out = []
     for i in range(len(dataset)):
         name = f"cbsd68[{i}]"
-        out.append((name, _array_to_tensor(_pil_to_array(dataset[i]), grayscale, name)))
+        out.append(
+            (name, _array_to_tensor(_pil_to_array(dataset[i]["x"]), grayscale, name))
+        )
     return out
 
 

@@ -74,6 +74,7 @@ class _CountedHessian:
         self._reg_hessian = reg_hessian
         self._idx = idx
 
+    @torch.no_grad()
     def __call__(self, v, rows=None):
         """Hess E_i(x_i) v_i for the images at positions ``rows`` of the batch.
 
@@ -86,10 +87,8 @@ class _CountedHessian:
         """
         idx = self._idx if rows is None else self._idx[rows]
         self._oracles.counters.add("hvp", idx)
-        fwd, mu = self._oracles.forward, self._oracles.mu
-        out = fwd.AtA(v) + self._reg_hessian(v, rows)
-        if mu:
-            out = out + mu * v
+        out = self._reg_hessian(v, rows)
+        self._oracles._add_quadratic(out, v)
         return out
 
 
@@ -119,6 +118,7 @@ class CountedOracles:
         self.x_clean = x_clean
         self.y = y
         self._aty = forward.A_adjoint(y)
+        self._identity = bool(getattr(forward, "is_identity", False))
         self.n_images = x_clean.shape[0]
         self.image_shape = tuple(x_clean.shape[1:])
         self.n_pixels = int(x_clean[0].numel())
@@ -183,6 +183,7 @@ class CountedOracles:
         return self._aty[idx].clone()
 
     # -- counted oracles --------------------------------------------------
+    @torch.no_grad()
     def ll_grad(self, theta, x, idx):
         """grad_x E_i(x_i; theta) for each image; counts ``ll_grad`` per image.
 
@@ -196,11 +197,21 @@ class CountedOracles:
             Image indices (B,) into this image set.
         """
         self.counters.add("ll_grad", idx)
-        g = self.forward.AtA(x) - self._aty[idx] + self._reg.grad(x, theta)
-        if self.mu:
-            g = g + self.mu * x
+        g = self._reg.grad(x, theta)
+        g.sub_(self._aty[idx])
+        self._add_quadratic(g, x)
         return g
 
+    def _add_quadratic(self, out, v):
+        """out += (A^T A + mu I) v, in place (A = I: one fused pass)."""
+        if self._identity:
+            out.add_(v, alpha=1.0 + self.mu)
+        else:
+            out.add_(self.forward.AtA(v))
+            if self.mu:
+                out.add_(v, alpha=self.mu)
+
+    @torch.no_grad()
     def hessian(self, theta, x, idx):
         """Hess_x E_i(x_i; theta) as an operator; each product counts ``hvp``.
 

@@ -118,6 +118,19 @@ def aggregate(curves, quantiles=QUANTILES):
     return grid, median, low, high
 
 
+def wrap_name(name, width=100):
+    """Split a long parametrized name into lines at its commas."""
+    lines, line = [], ""
+    for part in name.split(","):
+        piece = part if not line else "," + part
+        if line and len(line) + len(piece) > width:
+            lines.append(line + ",")
+            line = part
+        else:
+            line += piece
+    return "\n".join(lines + [line])
+
+
 def _to_list(values):
     return [float(f"{v:.7g}") for v in values]
 
@@ -173,13 +186,13 @@ class Plot(BasePlot):
             ]
             n_rep = max(int(sub["idx_rep"].nunique()), 1)
         band = (
-            f" (median, {QUANTILES[0]:.0%}-{QUANTILES[1]:.0%} band over "
-            f"{n_rep} repetitions)"
+            f"\nmedian, {QUANTILES[0]:.0%}-{QUANTILES[1]:.0%} band over "
+            f"{n_rep} repetitions"
             if n_rep > 1
             else ""
         )
         return {
-            "title": f"{objective}\nData: {dataset}{band}",
+            "title": f"{wrap_name(objective)}\nData: {wrap_name(dataset)}{band}",
             "xlabel": X_LABELS[x_axis],
             "ylabel": ylabel,
             # Default scale when the page switches to this plot.

@@ -8,7 +8,8 @@ fallback, ``evaluate_result`` keys ``final_<key>`` (columns
 
 Keys read (numpy arrays, never torch tensors): ``filters`` shaped
 (K, C, s, s) with C in {1, 3} (or (K, s, s)), and optionally
-``filter_weights`` shaped (K,) (the weights exp(a_k)), used to sort the
+``filter_weights`` shaped (K,) (the weights exp(a_k); or ``log_weights``, the
+a_k), used to sort the
 filters by decreasing weight and in the labels. Each filter is shown with its
 own symmetric scale: mid-grey is 0, white the largest |coefficient| (colour
 filters: per channel around mid-grey). Only the first repetition that has
@@ -63,11 +64,17 @@ def _filters(art):
 
 
 def _weights(art, n_filters):
-    try:
-        weights = np.asarray(art.get("filter_weights"), dtype=float).ravel()
-    except (TypeError, ValueError):
-        return None
-    return weights if weights.shape == (n_filters,) else None
+    """Filter weights exp(a_k) from ``filter_weights`` or ``log_weights``."""
+    for key, transform in (("filter_weights", None), ("log_weights", np.exp)):
+        if art.get(key) is None:
+            continue
+        try:
+            weights = np.asarray(art[key], dtype=float).ravel()
+        except (TypeError, ValueError):
+            continue
+        if weights.shape == (n_filters,):
+            return transform(weights) if transform else weights
+    return None
 
 
 def filter_image(f):
@@ -79,6 +86,11 @@ def filter_image(f):
     if f.shape[0] == 1:
         return f[0]
     return f.mean(axis=0)
+
+
+def spaced(name):
+    """Long parametrized names with a space after each comma, to wrap."""
+    return name.replace(",", ", ")
 
 
 def _filter(df, dataset, objective):
@@ -133,7 +145,8 @@ class Plot(BasePlot):
         filters = _filters(art)
         n_filters = 1 if filters is None else filters.shape[0]
         return {
-            # No "\n" in image titles: benchopt shows it as a literal "<br />".
-            "title": f"Filters learned by {solver} | Data: {dataset}",
+            # No "\n" in image titles (benchopt shows a literal "<br />"):
+            # spaces after the commas let long names wrap.
+            "title": spaced(f"Filters learned by {solver} | Data: {dataset}"),
             "ncols": max(1, min(MAX_COLS, n_filters)),
         }

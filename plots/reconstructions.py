@@ -6,17 +6,22 @@ stores in the ``final_results`` column of the last row of the run). As a
 fallback, ``evaluate_result`` keys ``final_<key>`` (columns
 ``objective_final_<key>``) are read from the last row holding them.
 
-Keys read (numpy arrays in [0, 1], never torch tensors: benchopt cannot read
-back pickled tensors): ``clean``, ``measured`` and ``recon``, each a stack of
-test images shaped (N, C, H, W), (N, H, W, C) or (N, H, W), C in {1, 3}.
-Only the first repetition that has artefacts is shown. The plot is empty when
-no run saved them.
+Keys read (numpy arrays, float in [0, 1] or uint8; never torch tensors, which
+benchopt cannot read back): ``clean``, ``measured`` and ``recon`` (or
+``reconstructed``), each a stack of test images shaped (N, C, H, W),
+(N, H, W, C) or (N, H, W), with C in {1, 3}. Only the first repetition that
+has artefacts is shown. The plot is empty when no run saved them.
 """
 
 import numpy as np
 from benchopt import BasePlot
 
-IMAGE_KEYS = ("clean", "measured", "recon")
+# Artefact key -> accepted names, first found wins.
+ALIASES = {
+    "clean": ("clean",),
+    "measured": ("measured",),
+    "recon": ("recon", "reconstructed", "reconstruction"),
+}
 MAX_COLS = 4
 
 
@@ -49,9 +54,15 @@ def _is_array(value):
 
 
 def _to_image(img):
-    """(H, W) or (H, W, 3) float array from CHW / HWC / HW, or None."""
+    """(H, W) or (H, W, 3) float array from CHW / HWC / HW, or None.
+
+    Float images are expected in [0, 1] (benchopt clips them); uint8 images in
+    [0, 255] are rescaled.
+    """
     try:
-        img = np.asarray(img, dtype=float)
+        img = np.asarray(img)
+        scale = 255.0 if img.dtype == np.uint8 else 1.0
+        img = img.astype(float) / scale
     except (TypeError, ValueError):
         return None
     if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
@@ -60,6 +71,14 @@ def _to_image(img):
         img = img[..., 0]
     if img.ndim == 2 or (img.ndim == 3 and img.shape[-1] == 3):
         return np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
+    return None
+
+
+def _get(art, key):
+    """Stack stored under ``key`` or one of its aliases, or None."""
+    for name in ALIASES[key]:
+        if art.get(name) is not None:
+            return art[name]
     return None
 
 
@@ -79,15 +98,20 @@ def _get_image(stack, index):
 
 
 def psnr(x, ref):
-    """PSNR in dB of x against ref, for images in [0, 1]."""
+    """PSNR in dB of x clipped to [0, 1] (as displayed) against ref."""
     if x is None or ref is None or x.shape != ref.shape:
         return None
-    mse = float(np.mean((x - ref) ** 2))
+    mse = float(np.mean((np.clip(x, 0, 1) - ref) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
 def _fmt(p):
     return "" if p is None else f"\nPSNR {p:.2f} dB"
+
+
+def spaced(name):
+    """Long parametrized names with a space after each comma, to wrap."""
+    return name.replace(",", ", ")
 
 
 def _filter(df, dataset, objective):
@@ -100,7 +124,7 @@ def image_indices(df):
     for _, df_run in df.groupby(["dataset_name", "objective_name", "solver_name"]):
         art = _artifacts(df_run)
         if art:
-            n = max([n] + [_n_images(art.get(k)) for k in IMAGE_KEYS])
+            n = max([n] + [_n_images(_get(art, k)) for k in ALIASES])
     return list(range(min(max(n, 1), 16)))
 
 
@@ -123,10 +147,10 @@ class Plot(BasePlot):
             if not art:
                 continue
             if clean is None:
-                clean = _get_image(art.get("clean"), index)
+                clean = _get_image(_get(art, "clean"), index)
             if measured is None:
-                measured = _get_image(art.get("measured"), index)
-            recon = _get_image(art.get("recon"), index)
+                measured = _get_image(_get(art, "measured"), index)
+            recon = _get_image(_get(art, "recon"), index)
             if recon is not None:
                 recons.append((solver, recon))
         if clean is None and measured is None and not recons:
@@ -145,7 +169,7 @@ class Plot(BasePlot):
             items.append(
                 {
                     "image": recon,
-                    "label": solver + _fmt(psnr(recon, clean)),
+                    "label": spaced(solver) + _fmt(psnr(recon, clean)),
                 }
             )
         return items
@@ -154,7 +178,10 @@ class Plot(BasePlot):
         df = _filter(df, dataset, objective)
         n_items = 2 + int(df["solver_name"].nunique()) if len(df) else 1
         return {
-            # No "\n" in image titles: benchopt turns it into a literal "<br />".
-            "title": f"{objective} | Data: {dataset} | test image #{image_index}",
+            # No "\n" in image titles (benchopt shows a literal "<br />"):
+            # spaces after the commas let long names wrap.
+            "title": spaced(
+                f"Test image #{image_index} | {objective} | Data: {dataset}"
+            ),
             "ncols": max(1, min(MAX_COLS, n_items)),
         }

@@ -7,6 +7,10 @@ from benchmark_utils.forward import make_forward
 from benchmark_utils.oracles import CountedOracles
 from benchmark_utils.regularisers import make_regulariser
 
+# The test problems are tiny: one thread is faster and immune to
+# oversubscription when other processes share the cores.
+torch.set_num_threads(1)
+
 
 def tiny_problem(
     task="denoising",

@@ -138,29 +138,45 @@ class FieldsOfExperts(Regulariser):
         filters, weights, eps = self._parts(theta)
         u = self._conv(x, filters)
         e2 = (eps * eps).view(1, -1, 1, 1)
-        dphi = u * torch.rsqrt(u * u + e2)
+        # phi'(u) = u / sqrt(u^2 + eps^2); in place (three passes over u)
+        # unless autograd records this call (mixed product)
+        if torch.is_grad_enabled():
+            dphi = u * torch.rsqrt(u * u + e2)
+        else:
+            dphi = torch.addcmul(e2, u, u).rsqrt_().mul_(u)
         return self._conv_t(dphi, filters * weights.view(-1, 1, 1, 1))
 
     def hessian(self, x, theta):
         filters, weights, eps = self._parts(theta)
         u = self._conv(x, filters)
         e2 = (eps * eps).view(1, -1, 1, 1)
-        r = torch.rsqrt(u * u + e2)
-        # exp(a_k) phi''(u) = exp(a_k) eps^2 / (u^2 + eps^2)^(3/2)
-        curvature = (r * r * r) * (e2 * weights.view(1, -1, 1, 1))
+        # exp(a_k) phi''(u) = exp(a_k) eps^2 / (u^2 + eps^2)^(3/2), in place
+        curvature = torch.addcmul(e2, u, u).rsqrt_().pow_(3)
+        curvature.mul_(e2 * weights.view(1, -1, 1, 1))
 
         def apply(v, rows=None):
             w = curvature if rows is None else curvature[rows]
-            return self._conv_t(w * self._conv(v, filters), filters)
+            return self._conv_t(self._conv(v, filters).mul_(w), filters)
 
         return HessianOperator(apply)
 
-    def lipschitz(self, theta):
+    def lipschitz(self, theta, image_shape=None):
         """L_R = sum_k exp(a_k) ||c_k||_op^2 / eps_k, no power iteration.
 
-        ||c_k||_op <= sqrt(sum_c ||c_{k,c}||_1^2) (Young's inequality per
-        channel, then Cauchy-Schwarz over channels), valid for zero padding.
+        phi'' <= 1 / eps_k gives the sum. For ||c_k||_op: with the image size
+        (H, W), the zero-padded "same" correlation is a restriction of the
+        circular one on an (H + s - 1, W + s - 1) grid, whose norm is exactly
+        max_w sqrt(sum_c |DFT(c_{k,c})(w)|^2): a rigorous and nearly tight
+        bound. Without the size, ||c_k||_op <= sqrt(sum_c ||c_{k,c}||_1^2)
+        (Young's inequality per channel, Cauchy-Schwarz over channels), which
+        is looser (about 2-5x on random 5x5 filters).
         """
         filters, weights, eps = self._parts(theta.detach())
-        op2 = filters.abs().sum(dim=(2, 3)).pow(2).sum(dim=1)
+        if image_shape is None:
+            op2 = filters.abs().sum(dim=(2, 3)).pow(2).sum(dim=1)
+        else:
+            s = self.kernel_size
+            grid = (image_shape[-2] + s - 1, image_shape[-1] + s - 1)
+            spec = torch.fft.rfft2(filters, s=grid)
+            op2 = spec.abs().pow(2).sum(dim=1).flatten(1).amax(dim=1)
         return float((weights * op2 / eps).sum())
