@@ -144,9 +144,7 @@ def test_conjugate_gradient_matches_dense_solve(any_problem, warm):
     for i in range(o.n_images):
         dense = _dense_hessian(o, theta, x[i : i + 1], i)
         q = torch.linalg.solve(dense, b[i].flatten())
-        assert float((q - res.q[i].flatten()).abs().max()) < 1e-8 * float(
-            q.abs().max()
-        )
+        assert float((q - res.q[i].flatten()).abs().max()) < 1e-8 * float(q.abs().max())
 
 
 def test_conjugate_gradient_warm_start_at_solution_is_cheap(denoising_problem):

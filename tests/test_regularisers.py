@@ -117,8 +117,15 @@ def test_foe_convolution_adjoint_dot_product(channels):
         lhs = (reg._conv(x, filters) * u).sum()
         rhs = (x * reg._conv_t(u, filters)).sum()
         assert abs(float(lhs - rhs)) <= 1e-12 * abs(float(lhs))
-        # and it is the same zero-padded correlation as torch's conv2d
+        # the same zero-padded correlation as torch's conv2d, and the adjoint
+        # is torch's conv_transpose2d
         assert torch.equal(reg._conv(x, filters), F.conv2d(x, filters, padding=s // 2))
+        assert torch.allclose(
+            reg._conv_t(u, filters),
+            F.conv_transpose2d(u, filters, padding=s // 2),
+            rtol=1e-12,
+            atol=1e-12,
+        )
 
 
 def test_foe_projection_and_layout():

@@ -1,0 +1,91 @@
+"""Results figure of the README: test PSNR and train loss against cost.
+
+Reads a benchopt result file and draws, per dataset, the median over
+repetitions of each solver's test PSNR and training loss against the cost in
+lower-level gradient evaluations (``cost = ll_grad + hvp``, per image).
+
+Usage::
+
+    python scripts/make_figure.py outputs/<run>.parquet -o docs/results.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+PANELS = (
+    ("objective_psnr_test", "test PSNR [dB]", "linear"),
+    ("objective_value", "train loss (MSE)", "log"),
+)
+
+
+def short_name(solver):
+    """Solver name with its non-default-looking parameters kept short."""
+    name, _, params = solver.partition("[")
+    keep = []
+    for item in params.rstrip("]").split(","):
+        if re.match(r"^(q|optimizer|descent_test|schedule)=", item):
+            keep.append(item)
+    return name + (f"[{','.join(keep)}]" if keep else "")
+
+
+def median_curve(runs, column, grid):
+    """Median over repetitions of ``column`` interpolated on the cost grid."""
+    values = []
+    for _, run in runs.groupby("idx_rep"):
+        run = run.sort_values("stop_val")
+        cost = run["objective_cost"].to_numpy(float)
+        y = run[column].to_numpy(float)
+        inside = grid <= cost.max()
+        curve = np.full(grid.shape, np.nan)
+        curve[inside] = np.interp(grid[inside], cost, y)
+        values.append(curve)
+    with warnings.catch_warnings():  # beyond the last point of every run
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(np.vstack(values), axis=0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("result", help="benchopt parquet or csv result file")
+    parser.add_argument("-o", "--output", default="docs/results.png")
+    args = parser.parse_args(argv)
+    if args.result.endswith(".csv"):
+        df = pd.read_csv(args.result)
+    else:
+        df = pd.read_parquet(args.result)
+    datasets = sorted(df["dataset_name"].unique())
+    fig, axes = plt.subplots(
+        len(PANELS), len(datasets), figsize=(5.5 * len(datasets), 7), squeeze=False
+    )
+    for j, dataset in enumerate(datasets):
+        sub = df[df["dataset_name"] == dataset]
+        grid = np.linspace(0, sub["objective_cost"].max(), 200)
+        for solver, runs in sub.groupby("solver_name"):
+            diverged = bool(runs["objective_diverged"].max())
+            label = short_name(solver) + (" (diverged)" if diverged else "")
+            for i, (col, ylabel, scale) in enumerate(PANELS):
+                ax = axes[i, j]
+                ax.plot(grid, median_curve(runs, col, grid), label=label)
+                ax.set_yscale(scale)
+                ax.set_ylabel(ylabel)
+                ax.grid(alpha=0.3)
+        axes[0, j].set_title(dataset.split("[")[0])
+        axes[-1, j].set_xlabel("cost: lower-level gradients + HVPs (per image)")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=120)
+    print(f"saved {args.output}")
+
+
+if __name__ == "__main__":
+    main()
