@@ -14,8 +14,10 @@ previous evaluation of the same run) on the training and test images with its
 own oracles, whose calls are never counted as solver cost.
 """
 
+import hashlib
 import math
 import warnings
+from pathlib import Path
 
 import deepinv as dinv
 import numpy as np
@@ -27,10 +29,29 @@ from benchmark_utils.lower_level import solve_lower_level
 from benchmark_utils.memory import ImageMemory
 from benchmark_utils.oracles import COUNTER_NAMES, CountedOracles
 from benchmark_utils.problem import BilevelProblem, cost_checkpoints, pick_device
-from benchmark_utils.regularisers import make_regulariser
+from benchmark_utils.regularisers import REGULARISERS, make_regulariser
+from benchmark_utils.validation import check_choice, check_int, check_real
 
 EVAL_CHUNK = 64
 N_IMAGES_SHOWN = 4
+
+
+def _utils_digest():
+    """Hash of benchmark_utils/*.py: part of the objective's cache key.
+
+    benchopt 1.10 keys its cache on the objective, dataset and solver files
+    only, so an edit in benchmark_utils/ would silently reuse stale results;
+    putting this digest in the pickled state of the objective fixes that.
+    """
+    root = Path(__file__).resolve().parent / "benchmark_utils"
+    md5 = hashlib.md5()
+    for path in sorted(root.rglob("*.py")):
+        md5.update(str(path.relative_to(root)).encode())
+        md5.update(path.read_bytes())
+    return md5.hexdigest()
+
+
+UTILS_DIGEST = _utils_digest()
 
 
 class Objective(BaseObjective):
@@ -62,12 +83,19 @@ class Objective(BaseObjective):
     }
 
     def set_data(self, x_train, y_train, x_test, y_test, forward, task):
-        if not self.mu >= 0:
-            raise ValueError(f"mu must be >= 0, got {self.mu!r}")
-        if not self.budget > 0:
-            raise ValueError(f"budget must be > 0, got {self.budget!r}")
-        if not self.eval_tol > 0:
-            raise ValueError(f"eval_tol must be > 0, got {self.eval_tol!r}")
+        own = self.name
+        check_choice(self.regulariser, "regulariser", sorted(REGULARISERS), own)
+        self.n_filters = check_int(self.n_filters, "n_filters", 1, owner=own)
+        patch = min(x_train.shape[-2:])
+        self.kernel_size = check_int(self.kernel_size, "kernel_size", 1, patch, own)
+        self.mu = check_real(self.mu, "mu", low=0, owner=own)
+        self.budget = int(check_real(self.budget, "budget", 1, owner=own))
+        self.n_checkpoints = check_int(
+            self.n_checkpoints, "n_checkpoints", 1, 1000, own
+        )
+        self.eval_tol = check_real(
+            self.eval_tol, "eval_tol", 0, low_open=True, owner=own
+        )
         if forward.lambda_min + self.mu <= 0:
             raise ValueError(
                 f"the {task} lower level needs mu > 0 to be strongly convex "
@@ -98,6 +126,16 @@ class Objective(BaseObjective):
         }
         self._memory = {}
         self._psnr = dinv.metric.PSNR(max_pixel=1.0)
+
+    def _get_state(self):
+        return {"benchmark_utils": UTILS_DIGEST}
+
+    def __setstate__(self, state):
+        if state and state.get("benchmark_utils") != UTILS_DIGEST:
+            raise RuntimeError(
+                "benchmark_utils/ differs between the process that sent this "
+                "objective and this one: run every worker on the same checkout"
+            )
 
     def get_objective(self):
         seed = self.get_seed(use_repetition=False)

@@ -27,6 +27,7 @@ import torch
 from benchopt import BaseSolver
 
 from .memory import ImageMemory
+from .validation import check_bool, check_choice, check_int, check_real
 
 #: a loss this many times the first mini-batch loss counts as divergence
 EXPLOSION_FACTOR = 1e4
@@ -62,6 +63,25 @@ class BilevelSolver(BaseSolver):
                 f"invalid; allowed: {allowed}"
             )
 
+    def require_real(self, name, low=None, high=None, low_open=False, high_open=False):
+        """Check that parameter ``name`` is a finite real in the range; store it."""
+        value = check_real(
+            getattr(self, name), name, low, high, low_open, high_open, self.name
+        )
+        setattr(self, name, value)
+
+    def require_int(self, name, low=None, high=None):
+        """Check that parameter ``name`` is an integer in [low, high]; store it."""
+        setattr(self, name, check_int(getattr(self, name), name, low, high, self.name))
+
+    def require_choice(self, name, choices):
+        """Check that parameter ``name`` is one of ``choices``."""
+        check_choice(getattr(self, name), name, choices, self.name)
+
+    def require_bool(self, name):
+        """Check that parameter ``name`` is a bool."""
+        check_bool(getattr(self, name), name, self.name)
+
     def record_loss(self, loss):
         """Report the current (mini-batch) upper-level loss for divergence checks."""
         loss = float(loss)
@@ -85,6 +105,8 @@ class BilevelSolver(BaseSolver):
         return stop_val + 1
 
     def _reset(self):
+        # drop the previous run's state first: it is as large as the data
+        self.oracles = self.memory = None
         self.oracles = self.problem.make_oracles()
         self.memory = ImageMemory(self.oracles)
         self.theta = self.theta0.clone()

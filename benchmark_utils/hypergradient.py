@@ -138,6 +138,7 @@ def inexact_hypergradient(
     per_image=False,
     max_ll_iter=10_000,
     max_cg_iter=1_000,
+    relative_delta=False,
 ):
     """Inexact IFT hypergradient of the images ``idx`` at accuracy (eps, delta).
 
@@ -155,6 +156,11 @@ def inexact_hypergradient(
         Also return z_i for each image.
     max_ll_iter, max_cg_iter : int
         Iteration caps (reported with a warning when hit).
+    relative_delta : bool
+        If True, CG stops at ||r_i|| <= delta ||grad l_i(x~_i)|| (relative
+        residual) instead of ||r_i|| <= delta. With the MSE upper level,
+        ||grad l_i|| ~ 2 RMSE / sqrt(d) is tiny, so an absolute delta tied to
+        eps can stop CG before its first iteration and return z = 0.
 
     Returns
     -------
@@ -166,6 +172,9 @@ def inexact_hypergradient(
         x0, q0 = memory.get_x(idx), memory.get_q(idx)
     lower = solve_lower_level(oracles, theta, x0, idx, eps, max_iter=max_ll_iter)
     loss, grad_l = oracles.ul_grad(lower.x, idx)
+    grad_l_norm = batch_norm(grad_l)
+    if relative_delta:
+        delta = delta * grad_l_norm.clamp_min(torch.finfo(grad_l.dtype).tiny)
     hessian = oracles.hessian(theta, lower.x, idx)
     adjoint = conjugate_gradient(hessian, grad_l, delta, q0=q0, max_iter=max_cg_iter)
     mixed = oracles.jvp(theta, lower.x, adjoint.q, idx, per_image=per_image)
@@ -178,7 +187,7 @@ def inexact_hypergradient(
     if memory is not None:
         memory.set_x(idx, lower.x)
         memory.set_q(idx, adjoint.q)
-    return HypergradientResult(z, z_rows, loss, batch_norm(grad_l), lower, adjoint)
+    return HypergradientResult(z, z_rows, loss, grad_l_norm, lower, adjoint)
 
 
 # -- fixed-step-count pieces (doubly-stochastic methods) --------------------

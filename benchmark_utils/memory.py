@@ -23,13 +23,20 @@ class ImageMemory:
     def __init__(self, oracles):
         all_idx = torch.arange(oracles.n_images, device=oracles.device)
         self.x = oracles.initial_x(all_idx)
-        self.q = torch.zeros_like(self.x)
+        self._q = None
+
+    @property
+    def q(self):
+        """Adjoint warm starts, allocated on first use (zeros)."""
+        if self._q is None:
+            self._q = torch.zeros_like(self.x)
+        return self._q
 
     def get_x(self, idx):
-        return self.x[idx].clone()
+        return self.x[idx]  # advanced indexing copies
 
     def get_q(self, idx):
-        return self.q[idx].clone()
+        return self.q[idx]
 
     def set_x(self, idx, x):
         self.x[idx] = x.detach()
@@ -39,4 +46,5 @@ class ImageMemory:
 
     def nbytes(self):
         """Memory held, in bytes."""
-        return self.x.numel() * self.x.element_size() * 2
+        n_arrays = 1 if self._q is None else 2
+        return self.x.numel() * self.x.element_size() * n_arrays

@@ -180,7 +180,7 @@ class CountedOracles:
 
     def initial_x(self, idx):
         """Default lower-level starting point: A^T y_i (y_i for denoising)."""
-        return self._aty[idx].clone()
+        return self._aty[idx]  # advanced indexing already copies
 
     # -- counted oracles --------------------------------------------------
     @torch.no_grad()

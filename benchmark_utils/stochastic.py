@@ -21,6 +21,13 @@ Conventions shared by the five solvers:
   z = -1/B sum_i J_i^T v_i (one ``jvp`` per image) and theta moves to
   P(theta - alpha_k z), P the regulariser's projection;
 - random choices other than the batch (Neumann lengths) use ``self.generator``.
+
+Default parameters were chosen by step-size sweeps on the default denoising
+problem at cost 15000 (patches, noise and theta0 drawn from seed 0; the
+PSNRs quoted in the solvers' docstrings are on that instance), then checked
+around the chosen values on the instance that ``benchopt run`` builds with
+its default seed, where every default is within 0.3 dB of the best value in
+that neighbourhood.
 """
 
 from __future__ import annotations
@@ -34,20 +41,11 @@ from .sampling import EpochSampler, decay
 def draw_neumann_lengths(generator, n, n_max):
     """Random truncation lengths p_i, uniform on {0, ..., n_max - 1}, shape (n,).
 
-    Ghadimi and Wang (2018, eq. (2.6)) and Hong et al. (2023, eq. (9)) draw
-    one such p per estimate; here one per image of the batch (independent
-    estimates, averaged).
+    Ghadimi and Wang (2018) and Hong et al. (2023) draw one such p per
+    estimate; here one per image of the batch (independent estimates,
+    averaged over the batch).
     """
-    return torch.randint(
-        0,
-        int(n_max),
-        (
-            int(
-                n,
-            ),
-        ),
-        generator=generator,
-    )
+    return torch.randint(0, int(n_max), (int(n),), generator=generator)
 
 
 def random_neumann(hessian, b, lengths, n_max, eta):
@@ -55,7 +53,7 @@ def random_neumann(hessian, b, lengths, n_max, eta):
 
     With p_i uniform on {0, ..., n_max - 1},
     E[v_i] = eta sum_{j < n_max} (I - eta H_i)^j b_i, the n_max-term Neumann
-    approximation of H_i^{-1} b_i (Ghadimi and Wang, 2018, eq. (2.6)).
+    approximation of H_i^{-1} b_i (Ghadimi and Wang, 2018).
 
     Parameters
     ----------
@@ -93,10 +91,9 @@ class DoublyStochasticSolver(BilevelSolver):
 
     def check_common(self):
         """Validate ``batch_size``, ``step_size`` and ``step_power``."""
-        n = self.problem.n_images
-        self.require("batch_size", 1 <= self.batch_size <= n, f"1 to n_train={n}")
-        self.require("step_size", self.step_size > 0, "> 0")
-        self.require("step_power", 0 <= self.step_power <= 1, "0 to 1")
+        self.require_int("batch_size", low=1, high=self.problem.n_images)
+        self.require_real("step_size", low=0, low_open=True)
+        self.require_real("step_power", low=0, high=1)
 
     def init_state(self):
         self.sampler = EpochSampler(

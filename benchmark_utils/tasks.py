@@ -10,7 +10,8 @@ from __future__ import annotations
 from benchopt.config import get_data_path
 
 from .forward import make_forward
-from .images import make_train_test
+from .images import SOURCES, make_train_test
+from .validation import check_bool, check_choice, check_real
 
 
 def build_task_data(
@@ -47,8 +48,16 @@ def build_task_data(
     **physics
         ``kernel_size``, ``blur_sigma`` or ``mask_ratio``.
     """
-    if not noise_level >= 0:
-        raise ValueError(f"noise_level must be >= 0 (0-255 scale), got {noise_level!r}")
+    owner = task
+    check_choice(source, "source", SOURCES, owner)
+    if folder is not None and source != "folder":
+        raise ValueError(
+            f"{owner}: parameter folder={folder!r} is only used with "
+            f"source='folder' (got source={source!r})"
+        )
+    check_bool(download, "download", owner)
+    check_bool(grayscale, "grayscale", owner)
+    noise_level = check_real(noise_level, "noise_level", low=0, owner=owner)
     data_path = None
     if source not in ("skimage", "folder"):
         data_path = get_data_path(source)

@@ -12,6 +12,12 @@ switches between linear and log axes.
 The y choices are the numeric ``objective_*`` columns except the oracle
 counters (a y option equal to a counter column breaks the page in benchopt
 1.10.0, and counters are x axes anyway).
+
+A run that diverged (``objective_diverged == 1`` on its last row: the solver
+stopped and kept its last finite theta) is marked in the legend:
+``"<solver> (diverged)"`` when every repetition diverged,
+``"<solver> (diverged k/n reps)"`` when k of n did. Colours stay tied to the
+solver name.
 """
 
 import numpy as np
@@ -118,6 +124,28 @@ def aggregate(curves, quantiles=QUANTILES):
     return grid, median, low, high
 
 
+def diverged_tag(df_solver):
+    """Legend suffix for the repetitions of one solver that diverged.
+
+    A repetition diverged when ``objective_diverged`` is 1 on its last row
+    (largest ``stop_val``). Returns ``""``, ``" (diverged)"`` (all of them) or
+    ``" (diverged k/n reps)"``.
+    """
+    if "objective_diverged" not in df_solver.columns:
+        return ""
+    n_div = n_rep = 0
+    for _, df_rep in df_solver.groupby("idx_rep", sort=True):
+        last = df_rep.sort_values("stop_val", kind="stable").iloc[-1]
+        flag = pd.to_numeric(pd.Series([last["objective_diverged"]]), errors="coerce")
+        n_rep += 1
+        n_div += int(flag.iloc[0] == 1)
+    if n_div == 0:
+        return ""
+    if n_div == n_rep:
+        return " (diverged)"
+    return f" (diverged {n_div}/{n_rep} reps)"
+
+
 def wrap_name(name, width=100):
     """Split a long parametrized name into lines at its commas."""
     lines, line = [], ""
@@ -168,7 +196,7 @@ class Plot(BasePlot):
             trace = {
                 "x": _to_list(x),
                 "y": _to_list(y),
-                "label": solver,
+                "label": solver + diverged_tag(df_solver),
                 **self.get_style(solver),
             }
             if low is not None:

@@ -7,7 +7,9 @@ Stochastic Gradient Descent" (arXiv 2511.06774) for the schedules and Adam.
 
 Step k: draw a mini-batch (shuffled epochs), compute the inexact IFT
 hypergradient z at accuracy eps_k (lower-level gradient norm) and
-delta_k = delta_ratio * eps_k (CG residual), both warm-started per image,
+delta_k = delta_ratio * eps_k (CG residual relative to ||grad l_i||: the MSE
+gradient is O(1/sqrt(d)), so an absolute residual tied to eps_k would stop CG
+before it starts), both warm-started per image,
 then theta <- P(theta - alpha_k z) (``sgd``) or an Adam step on z (``adam``),
 with P the regulariser's projection (zero-mean filters).
 
@@ -40,15 +42,14 @@ class Solver(BilevelSolver):
     test_config = {"batch_size": 2}
 
     def check_parameters(self):
-        self.require("step_size", self.step_size > 0, "> 0")
-        self.require("q", self.q >= 0, ">= 0")
-        self.require("p", self.p >= 0, ">= 0")
-        self.require("eps0", self.eps0 > 0, "> 0")
-        self.require("delta_ratio", self.delta_ratio > 0, "> 0")
-        self.require("schedule", self.schedule in ("poly", "log"), "'poly' or 'log'")
-        self.require("optimizer", self.optimizer in ("sgd", "adam"), "'sgd' or 'adam'")
-        n = self.problem.n_images
-        self.require("batch_size", 1 <= self.batch_size <= n, f"1 to n_train={n}")
+        self.require_real("step_size", low=0, low_open=True)
+        self.require_real("q", low=0)
+        self.require_real("p", low=0)
+        self.require_real("eps0", low=0, low_open=True)
+        self.require_real("delta_ratio", low=0, low_open=True)
+        self.require_choice("schedule", ("poly", "log"))
+        self.require_choice("optimizer", ("sgd", "adam"))
+        self.require_int("batch_size", low=1, high=self.problem.n_images)
 
     def init_state(self):
         self.sampler = EpochSampler(
@@ -73,6 +74,7 @@ class Solver(BilevelSolver):
             self.eps,
             self.delta_ratio * self.eps,
             memory=self.memory,
+            relative_delta=True,
         )
         self.record_loss(hg.loss.mean())
         if self.adam is None:

@@ -5,9 +5,17 @@ Use :func:`make_regulariser` to build one by name; every class derives from
 """
 
 from .base import HessianOperator, Regulariser
+from .crr import ConvexRidge
 from .foe import FieldsOfExperts
+from .icnn import ICNN
+from .tv import SmoothedTV
 
-REGULARISERS = {"foe": FieldsOfExperts}
+REGULARISERS = {
+    "foe": FieldsOfExperts,
+    "tv": SmoothedTV,
+    "crr": ConvexRidge,
+    "icnn": ICNN,
+}
 
 
 def make_regulariser(name, n_channels, **kwargs):
@@ -16,11 +24,14 @@ def make_regulariser(name, n_channels, **kwargs):
     Parameters
     ----------
     name : str
-        One of ``REGULARISERS`` (``"foe"``; more are added as siblings).
+        One of ``REGULARISERS``: ``"foe"`` (Fields of Experts), ``"tv"``
+        (smoothed total variation), ``"crr"`` (convex ridge regulariser),
+        ``"icnn"`` (input-convex neural network).
     n_channels : int
         Image channels (1 or 3).
     **kwargs
-        Passed to the regulariser's constructor (e.g. ``n_filters``).
+        Passed to the regulariser's constructor (``n_filters``, ``kernel_size``
+        and model-specific options; see each class for their meaning).
     """
     if name not in REGULARISERS:
         raise ValueError(
@@ -30,9 +41,12 @@ def make_regulariser(name, n_channels, **kwargs):
 
 
 __all__ = [
+    "ICNN",
     "REGULARISERS",
+    "ConvexRidge",
     "FieldsOfExperts",
     "HessianOperator",
     "Regulariser",
+    "SmoothedTV",
     "make_regulariser",
 ]

@@ -10,10 +10,10 @@ arXiv 2308.10098 (MAID, 48 grayscale 7x7 filters).
 The convolution is ``conv2d`` with zero padding ``s // 2`` (same size) and its
 adjoint is the same-size correlation with flipped, transposed filters, which
 equals ``conv_transpose2d`` with the same padding and is exact (a dot-product
-test in ``tests/`` proves it, and that it matches ``conv_transpose2d``). Gradient and Hessian-vector
-product are analytic; the Hessian operator caches the curvature
-``exp(a_k) phi''(c_k * x)`` so that each product in conjugate gradient costs
-exactly one convolution pair.
+test in ``tests/`` proves it, and that it matches ``conv_transpose2d``).
+Gradient and Hessian-vector product are analytic; the Hessian operator caches
+the curvature ``exp(a_k) phi''(c_k * x)`` so that each product in conjugate
+gradient costs exactly one convolution pair.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class FieldsOfExperts(Regulariser):
         # correlation with the flipped, transposed filters: identical to
         # conv_transpose2d(u, filters, padding=s // 2) (a test checks it) and
         # up to 1.6x faster on CPU for few output channels.
-        adjoint = filters.flip(-1, -2).transpose(0, 1)
+        adjoint = filters.flip(-1, -2).transpose(0, 1).contiguous()
         return F.conv2d(u, adjoint, padding=self.kernel_size // 2)
 
     def value(self, x, theta):

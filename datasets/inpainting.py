@@ -1,0 +1,47 @@
+"""Noisy inpainting of natural-image patches (``ALGORITHMS.md`` section 1).
+
+A = diag(mask) (``deepinv.physics.Inpainting``): a random pixel mask, drawn
+once from the seed and shared by every image, removes a fraction
+``mask_ratio`` of the pixels (in all channels), and y_i = A x_i + sigma *
+noise_i with sigma = noise_level / 255, the noise frozen from the seed. A^T A
+is singular (lambda_min = 0), so the lower level is strongly convex only
+through the objective's mu > 0, which the objective checks. The task of the
+second ISGD paper (Salehi et al., arXiv 2511.06774). Sources as in the
+denoising dataset.
+"""
+
+from benchopt import BaseDataset
+
+from benchmark_utils.tasks import build_task_data
+
+
+class Dataset(BaseDataset):
+    name = "inpainting"
+    requirements = []
+    parameters = {
+        "source": ["skimage"],
+        "folder": [None],
+        "download": [False],
+        "n_train": [16],
+        "n_test": [8],
+        "patch_size": [32],
+        "grayscale": [True],
+        "noise_level": [10.0],
+        "mask_ratio": [0.3],
+    }
+    test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
+
+    def get_data(self):
+        return build_task_data(
+            "inpainting",
+            source=self.source,
+            folder=self.folder,
+            download=self.download,
+            n_train=self.n_train,
+            n_test=self.n_test,
+            patch_size=self.patch_size,
+            grayscale=self.grayscale,
+            noise_level=self.noise_level,
+            seed=self.get_seed(use_repetition=False),
+            mask_ratio=self.mask_ratio,
+        )

@@ -1,0 +1,257 @@
+"""Doubly-stochastic baselines: stocBiO, AmIGO, SOBA, TTSA, BSA (float64).
+
+Hand counts of the oracle calls, the random-length Neumann estimator, descent
+on a tiny denoising problem, and stocBiO's hypergradient against the IFT one.
+"""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark_utils.forward import make_forward
+from benchmark_utils.hypergradient import inexact_hypergradient, neumann_inverse
+from benchmark_utils.lower_level import solve_lower_level
+from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.regularisers import make_regulariser
+from benchmark_utils.sampling import EpochSampler
+from benchmark_utils.stochastic import draw_neumann_lengths, random_neumann
+
+SOLVERS_DIR = Path(__file__).resolve().parents[1] / "solvers"
+FILES = {
+    "stocBiO": "stocbio",
+    "AmIGO": "amigo",
+    "SOBA": "soba",
+    "TTSA": "ttsa",
+    "BSA": "bsa",
+}
+SEED = 3
+
+
+def load_solver_class(name):
+    path = SOLVERS_DIR / f"{FILES[name]}.py"
+    spec = importlib.util.spec_from_file_location(f"solver_{FILES[name]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Solver
+
+
+def tiny_bilevel(n_images=4, size=12, seed=0):
+    """A float64 denoising BilevelProblem on smooth random images, and theta0."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n_images, 1, size // 4, size // 4, generator=gen)
+    x_clean = torch.nn.functional.interpolate(
+        coarse.double(), size=(size, size), mode="bilinear", align_corners=False
+    )
+    shape = (1, size, size)
+    fwd = make_forward(
+        "denoising",
+        image_shape=shape,
+        noise_sigma=0.1,
+        kernel_size=5,
+        blur_sigma=1.0,
+        seed=seed,
+        dtype=torch.float64,
+    )
+    y = fwd.measure(x_clean, seed=seed)
+    reg = make_regulariser("foe", 1, n_filters=3, kernel_size=3)
+    problem = BilevelProblem(reg, fwd, x_clean, y, mu=0.0)
+    theta0 = problem.make_oracles().init_theta(seed)
+    return problem, theta0
+
+
+def make_solver(name, problem, theta0, budget=10**9, **params):
+    cls = load_solver_class(name)
+    solver = cls()
+    for key, values in cls.parameters.items():
+        setattr(solver, key, values[0])
+    for key, value in params.items():
+        setattr(solver, key, value)
+    solver.get_seed = lambda **kw: SEED
+    solver.set_objective(
+        problem=problem,
+        theta0=theta0,
+        budget=budget,
+        checkpoints=[budget],
+        device="cpu",
+    )
+    solver._reset()
+    solver.init_state()
+    return solver
+
+
+def run_steps(solver, n_steps):
+    for _ in range(n_steps):
+        solver.step()
+        solver.n_outer += 1
+
+
+def full_loss(problem, theta):
+    """f(theta) = mean_i l_i(x_i(theta)), lower level solved to 1e-9."""
+    o = problem.make_oracles()
+    idx = torch.arange(o.n_images)
+    res = solve_lower_level(o, theta, o.initial_x(idx), idx, tol=1e-9)
+    return float(o.ul_grad(res.x, idx)[0].mean())
+
+
+# -- cost in oracle calls, counted by hand ------------------------------------
+# per image per step: (ll_grad, hvp) for the fixed-length methods; None marks
+# the random Neumann length, counted from the drawn lengths.
+HAND_COST = {
+    "stocBiO": (dict(n_inner=3, n_neumann=4), 3, 4),
+    "AmIGO": (dict(n_inner=3, n_linear=5), 3, 5),
+    "SOBA": ({}, 1, 1),
+    "TTSA": (dict(n_neumann=6), 1, None),
+    "BSA": (dict(n_inner=3, n_neumann=6), 3, None),
+}
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_cost_matches_hand_count(name):
+    problem, theta0 = tiny_bilevel()
+    params, k_ll, k_hvp = HAND_COST[name]
+    batch, n_steps = 2, 5
+    solver = make_solver(name, problem, theta0, batch_size=batch, **params)
+    run_steps(solver, n_steps)
+    c = solver.oracles.counters
+
+    # the batches the solver saw, replayed from its seed
+    sampler = EpochSampler(problem.n_images, batch, SEED)
+    batches = [sampler.next() for _ in range(n_steps)]
+    if k_hvp is None:
+        # lengths drawn from a generator seeded like the solver's
+        gen = torch.Generator().manual_seed(SEED)
+        replay = [
+            draw_neumann_lengths(gen, batch, params["n_neumann"])
+            for _ in range(n_steps)
+        ]
+        assert len(solver.neumann_lengths) == n_steps
+        for drawn, again in zip(solver.neumann_lengths, replay, strict=True):
+            assert torch.equal(drawn, again)
+        lengths = replay
+    else:
+        lengths = [torch.full((batch,), k_hvp) for _ in range(n_steps)]
+    n_hvp = int(sum(int(p.sum()) for p in lengths))
+
+    assert c.ll_grad == n_steps * batch * k_ll
+    assert c.hvp == n_hvp
+    assert c.cost == n_steps * batch * k_ll + n_hvp
+    assert c.jvp == n_steps * batch
+    assert c.ul_grad == n_steps * batch
+    # per image: the sampled images, and only they, paid
+    expect_ll = torch.zeros(problem.n_images, dtype=torch.int64)
+    expect_hvp = torch.zeros(problem.n_images, dtype=torch.int64)
+    for idx, p in zip(batches, lengths, strict=True):
+        expect_ll.index_add_(0, idx, torch.full_like(idx, k_ll))
+        expect_hvp.index_add_(0, idx, p.to(torch.int64))
+    assert torch.equal(c.per_image["ll_grad"], expect_ll)
+    assert torch.equal(c.per_image["hvp"], expect_hvp)
+
+
+def test_random_lengths_vary_and_are_reproducible():
+    problem, theta0 = tiny_bilevel()
+    runs = []
+    for _ in range(2):
+        solver = make_solver("TTSA", problem, theta0, batch_size=2, n_neumann=6)
+        run_steps(solver, 20)
+        runs.append(solver)
+    drawn = torch.cat(runs[0].neumann_lengths)
+    assert int(drawn.min()) == 0 and int(drawn.max()) == 5
+    assert torch.equal(drawn, torch.cat(runs[1].neumann_lengths))
+    assert torch.equal(runs[0].theta, runs[1].theta)
+
+
+# -- the random-length Neumann estimator ----------------------------------------
+def test_random_neumann_is_unbiased():
+    """Averaged over all lengths p = 0..N-1, it is the N-term Neumann series."""
+    problem, theta0 = tiny_bilevel(n_images=1)
+    o = problem.make_oracles()
+    n_max = 7
+    idx = torch.zeros(n_max, dtype=torch.int64)
+    x = o.initial_x(idx)
+    gen = torch.Generator().manual_seed(1)
+    b = torch.randn(x[:1].shape, generator=gen, dtype=torch.float64).expand_as(x)
+    eta = 1.0 / o.lipschitz(theta0)
+    lengths = torch.arange(n_max)
+    est = random_neumann(o.hessian(theta0, x, idx), b, lengths, n_max, eta)
+    assert o.counters.hvp == int(lengths.sum())
+    ref = neumann_inverse(o.hessian(theta0, x[:1], idx[:1]), b[:1], n_max - 1, eta)
+    err = (est.mean(dim=0, keepdim=True) - ref).norm() / ref.norm()
+    assert float(err) < 1e-12
+
+
+# -- descent ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(FILES))
+def test_lowers_upper_loss(name):
+    """Default parameters, batches of 2 of 4 images, cost budget 2000."""
+    problem, theta0 = tiny_bilevel()
+    budget = 2000
+    solver = make_solver(name, problem, theta0, budget=budget, batch_size=2)
+    solver.checkpoints = [budget // 4, budget // 2, budget]
+    solver.run(lambda: True)
+    assert not solver.diverged
+    assert solver.oracles.counters.cost >= budget
+    f0, f1 = full_loss(problem, theta0), full_loss(problem, solver.theta)
+    assert f1 < 0.7 * f0, (f0, f1)
+
+
+# -- stocBiO is the IFT hypergradient when K and Q are large -----------------------
+def test_stocbio_exact_limit_matches_ift():
+    problem, theta0 = tiny_bilevel(n_images=2, size=8)
+    o = problem.make_oracles()
+    gen = torch.Generator().manual_seed(2)
+    theta = o.project(theta0 + 0.1 * torch.randn(theta0.shape, generator=gen))
+    big_l, m = o.lipschitz(theta), o.strong_convexity(theta)
+    # GD and the Neumann series contract like (1 - m/L) per step
+    n_steps = int(math.ceil(math.log(1e-14) / math.log(1 - m / big_l)))
+    solver = make_solver(
+        "stocBiO", problem, theta, n_inner=n_steps, n_neumann=n_steps, batch_size=2
+    )
+    idx = torch.arange(2)
+    x, v, _ = solver.hypergradient(idx)
+    z = -solver.oracles.jvp(solver.theta, x, v, idx) / 2
+    ref = inexact_hypergradient(o, theta, idx, eps=1e-11, delta=1e-11).z
+    assert float((z - ref).norm() / ref.norm()) < 1e-6
+    # and a short stocBiO is visibly off: the test can fail
+    short = make_solver("stocBiO", problem, theta, n_inner=2, n_neumann=2, batch_size=2)
+    xs, vs, _ = short.hypergradient(idx)
+    zs = -short.oracles.jvp(theta, xs, vs, idx) / 2
+    assert float((zs - ref).norm() / ref.norm()) > 1e-2
+
+
+# -- SOBA's simultaneous update, by hand ---------------------------------------------
+def test_soba_first_step_by_hand():
+    problem, theta0 = tiny_bilevel()
+    solver = make_solver("SOBA", problem, theta0, batch_size=2)
+    o = problem.make_oracles()
+    idx = EpochSampler(problem.n_images, 2, SEED).next()
+    x0 = o.initial_x(idx)
+    rho = 1.0 / o.lipschitz(theta0)
+    grad = o.ll_grad(theta0, x0, idx)
+    _, grad_l = o.ul_grad(x0, idx)
+    run_steps(solver, 1)
+    torch.testing.assert_close(solver.memory.x[idx], x0 - rho * grad)
+    # v starts at 0: D_v = -grad l, and theta does not move (J^T 0 = 0)
+    torch.testing.assert_close(solver.memory.q[idx], rho * grad_l)
+    torch.testing.assert_close(solver.theta, o.project(theta0))
+
+
+@pytest.mark.parametrize(
+    "name, bad",
+    [
+        ("stocBiO", {"n_inner": 0}),
+        ("AmIGO", {"n_linear": 0}),
+        ("SOBA", {"step_size": -1.0}),
+        ("TTSA", {"n_neumann": 0}),
+        ("BSA", {"batch_size": 99}),
+        ("BSA", {"n_inner": 2.5}),
+        ("TTSA", {"inner_power": float("nan")}),
+        ("stocBiO", {"step_power": "fast"}),
+    ],
+)
+def test_bad_parameters_raise(name, bad):
+    problem, theta0 = tiny_bilevel()
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        make_solver(name, problem, theta0, **bad)

@@ -1,0 +1,103 @@
+"""The inpainting dataset (datasets/inpainting.py) and its lower-level checks.
+
+The operator's adjoint and spectrum are tested for every task in
+tests/test_forward.py (``test_adjoint``, ``test_spectrum_matches_dense_matrix``
+and ``test_inpainting_mask``); here: the dataset's data dict, its mask and
+noise, the objective's refusal of mu = 0, and a short learning run.
+"""
+
+import math
+
+import pytest
+import torch
+
+from tests.bench_helpers import get_dataset, setup_run
+
+SMALL = {"n_train": 4, "n_test": 2, "patch_size": 16}
+
+
+def _data(**params):
+    return get_dataset("inpainting", **{**SMALL, **params}).get_data()
+
+
+def test_inpainting_data_mask_and_noise():
+    data = _data(mask_ratio=0.5, noise_level=20.0)
+    fwd = data["forward"]
+    assert data["task"] == "inpainting" and fwd.name == "inpainting"
+    assert data["x_train"].shape == (4, 1, 16, 16)
+    assert data["x_test"].shape == (2, 1, 16, 16)
+    # exactly round(0.5 * 256) pixels removed, one mask for train and test
+    mask = fwd.mask
+    assert int((mask == 0).sum()) == 128 and set(mask.unique().tolist()) == {0.0, 1.0}
+    assert fwd.lambda_min == 0.0 and fwd.norm_sq == 1.0
+    for x, y in ((data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])):
+        aty = fwd.A_adjoint(y)
+        assert bool((aty[..., mask == 0] == 0).all())
+        # kept pixels: y = x + sigma * noise with sigma = 20 / 255
+        resid = (y - x)[..., mask == 1]
+        sigma = 20.0 / 255.0
+        assert abs(float(resid.std()) / sigma - 1.0) < 0.2
+        assert abs(float(resid.mean())) < 3 * sigma / math.sqrt(resid.numel())
+
+
+def test_inpainting_mask_follows_ratio_and_seed():
+    d1 = get_dataset("inpainting", seed=0, **SMALL, mask_ratio=0.25).get_data()
+    d2 = get_dataset("inpainting", seed=0, **SMALL, mask_ratio=0.25).get_data()
+    d3 = get_dataset("inpainting", seed=1, **SMALL, mask_ratio=0.25).get_data()
+    assert int((d1["forward"].mask == 0).sum()) == 64
+    assert torch.equal(d1["forward"].mask, d2["forward"].mask)
+    assert torch.equal(d1["y_train"], d2["y_train"])
+    assert not torch.equal(d1["forward"].mask, d3["forward"].mask)
+
+
+@pytest.mark.parametrize("mask_ratio", [-0.1, 1.0])
+def test_inpainting_bad_mask_ratio(mask_ratio):
+    with pytest.raises(ValueError, match="mask_ratio"):
+        _data(mask_ratio=mask_ratio)
+
+
+def test_inpainting_without_mu_is_refused():
+    # the objective's set_data path, as benchopt runs it
+    with pytest.raises(ValueError, match=r"inpainting lower level needs mu > 0") as err:
+        setup_run(
+            "ISGD",
+            dataset_name="inpainting",
+            dataset_params=SMALL,
+            objective_params={"mu": 0.0},
+        )
+    assert "Bilevel imaging[mu=" in str(err.value)
+    # with mu > 0 the same problem is accepted and strongly convex
+    objective, _ = setup_run(
+        "ISGD", dataset_name="inpainting", dataset_params=SMALL
+    )
+    oracles = objective.problem.make_oracles()
+    assert oracles.strong_convexity() == pytest.approx(objective.mu)
+
+
+@pytest.mark.parametrize("regulariser", ["tv", "crr"])
+def test_isgd_learns_on_inpainting(regulariser):
+    objective, solver = setup_run(
+        "ISGD",
+        {"batch_size": 2, "q": 0.5},
+        dataset_name="inpainting",
+        dataset_params={**SMALL, "mask_ratio": 0.4},
+        objective_params={
+            "regulariser": regulariser,
+            "budget": 2000,
+            "n_checkpoints": 3,
+            "n_filters": 4,
+        },
+    )
+    curve = []
+
+    def callback():
+        # as benchopt does: evaluate at every checkpoint, the first at cost 0
+        curve.append(objective.evaluate_result(**solver.get_result()))
+        return True
+
+    solver.run(callback)
+    first, last = curve[0], curve[-1]
+    assert first["cost"] == 0 and len(curve) >= 3
+    assert last["diverged"] == 0 and last["cost"] >= 2000
+    assert last["psnr_test"] > first["psnr_test"] + 0.5
+    assert last["value"] < first["value"]
