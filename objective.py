@@ -70,8 +70,8 @@ class Objective(BaseObjective):
         "n_filters": [8],
         "kernel_size": [5],
         "mu": [1e-3],
-        "budget": [15_000],
-        "n_checkpoints": [15],
+        "budget": [8_000],
+        "n_checkpoints": [12],
         "eval_tol": [1e-4],
         "device": ["auto"],
     }

@@ -207,7 +207,7 @@ def neumann_inverse(hessian, b, n_terms, eta):
     """v = eta sum_{j=0}^{Q} (I - eta H)^j b, approximating H^{-1} b.
 
     ``n_terms`` = Q Hessian-vector products per image (Q + 1 terms), as in
-    stocBiO (Ji, Yang, Liang, ICML 2021, eq. (4)). Converges for
+    stocBiO's hypergradient estimate (Ji, Yang, Liang, ICML 2021). Converges for
     0 < eta <= 1/L.
     """
     p = b

@@ -6,7 +6,11 @@ lower-level gradient evaluations (``cost = ll_grad + hvp``, per image).
 
 Usage::
 
-    python scripts/make_figure.py outputs/<run>.parquet -o docs/results.png
+    python scripts/make_figure.py outputs/<run>.parquet [more.parquet ...] \
+        -o docs/results.png
+
+Several result files (e.g. runs of different solvers on the same problem)
+are concatenated; a solver present in several keeps its first file's runs.
 """
 
 from __future__ import annotations
@@ -56,13 +60,16 @@ def median_curve(runs, column, grid):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("result", help="benchopt parquet or csv result file")
+    parser.add_argument("result", nargs="+", help="benchopt parquet/csv files")
     parser.add_argument("-o", "--output", default="docs/results.png")
     args = parser.parse_args(argv)
-    if args.result.endswith(".csv"):
-        df = pd.read_csv(args.result)
-    else:
-        df = pd.read_parquet(args.result)
+    frames, seen = [], set()
+    for path in args.result:
+        df = pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
+        keys = df["dataset_name"] + "|" + df["solver_name"]
+        frames.append(df[~keys.isin(seen)])
+        seen |= set(keys)
+    df = pd.concat(frames, ignore_index=True)
     datasets = sorted(df["dataset_name"].unique())
     fig, axes = plt.subplots(
         len(PANELS), len(datasets), figsize=(5.5 * len(datasets), 7), squeeze=False

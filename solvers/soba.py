@@ -44,6 +44,8 @@ class Solver(DoublyStochasticSolver):
     name = "SOBA"
     parameters = {
         "step_size": [0.5],
+        # 0: constant steps (best here); the paper's k^-1/2 decay is
+        # step_power=0.5 (in configs/denoising.yml and deblurring.yml)
         "step_power": [0.0],
         "batch_size": [4],
     }

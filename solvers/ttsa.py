@@ -45,6 +45,9 @@ class Solver(DoublyStochasticSolver):
     name = "TTSA"
     parameters = {
         "step_size": [30.0],
+        # constant steps (best here); the paper's two time scales
+        # beta_k ~ k^-3/5 (theta), alpha_k ~ k^-2/5 (lower level) are
+        # step_power=0.6, inner_power=0.4 (in the paper-scale configs)
         "step_power": [0.0],
         "inner_power": [0.0],
         "n_neumann": [2],

@@ -67,18 +67,18 @@ def test_inpainting_without_mu_is_refused():
         )
     assert "Bilevel imaging[mu=" in str(err.value)
     # with mu > 0 the same problem is accepted and strongly convex
-    objective, _ = setup_run(
-        "ISGD", dataset_name="inpainting", dataset_params=SMALL
-    )
+    objective, _ = setup_run("ISGD", dataset_name="inpainting", dataset_params=SMALL)
     oracles = objective.problem.make_oracles()
     assert oracles.strong_convexity() == pytest.approx(objective.mu)
 
 
-@pytest.mark.parametrize("regulariser", ["tv", "crr"])
-def test_isgd_learns_on_inpainting(regulariser):
+@pytest.mark.parametrize("regulariser,step_size", [("tv", 100.0), ("crr", 20.0)])
+def test_isgd_learns_on_inpainting(regulariser, step_size):
+    # on these 16 x 16 patches CRR's first hypergradient is ~10x larger than
+    # on the default data and a step of 100 overshoots: 20 is used here
     objective, solver = setup_run(
         "ISGD",
-        {"batch_size": 2, "q": 0.5},
+        {"batch_size": 2, "q": 0.5, "step_size": step_size},
         dataset_name="inpainting",
         dataset_params={**SMALL, "mask_ratio": 0.4},
         objective_params={
@@ -99,5 +99,8 @@ def test_isgd_learns_on_inpainting(regulariser):
     first, last = curve[0], curve[-1]
     assert first["cost"] == 0 and len(curve) >= 3
     assert last["diverged"] == 0 and last["cost"] >= 2000
-    assert last["psnr_test"] > first["psnr_test"] + 0.5
-    assert last["value"] < first["value"]
+    # the training loss (the objective) drops by a third, and the few test
+    # images do not get worse
+    assert last["value"] < 0.67 * first["value"]
+    assert last["psnr_train"] > first["psnr_train"] + 1.5
+    assert last["psnr_test"] > first["psnr_test"]

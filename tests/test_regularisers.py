@@ -113,7 +113,9 @@ def test_lipschitz_bound_holds_on_random_directions(name, channels, kwargs):
     for _ in range(20):
         v = torch.randn(x.shape, generator=gen, dtype=torch.float64)
         hv = hess(v)
-        worst = max(worst, float((hv.flatten(1).norm(dim=1) / v.flatten(1).norm(dim=1)).max()))
+        worst = max(
+            worst, float((hv.flatten(1).norm(dim=1) / v.flatten(1).norm(dim=1)).max())
+        )
     # also the worst case direction found by power iteration
     v = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     for _ in range(100):

@@ -130,9 +130,10 @@ def test_same_seed_gives_identical_curves(runs):
 def test_repetitions_draw_different_minibatches(runs):
     (a, _), _ = runs
     thetas = final_thetas(a)
-    for suffix in (GOOD, DIVERGES):
-        (name,) = {s for s in a["solver_name"] if s.endswith(suffix)}
-        assert not np.array_equal(thetas[name, 0], thetas[name, 1])
+    # (the diverging cell may stop at its first step in both repetitions,
+    # keeping the common initial theta, so only the good cell is compared)
+    (name,) = {s for s in a["solver_name"] if s.endswith(GOOD)}
+    assert not np.array_equal(thetas[name, 0], thetas[name, 1])
     cost0 = curve(a, GOOD, 0)["objective_cost"].tolist()
     cost1 = curve(a, GOOD, 1)["objective_cost"].tolist()
     assert cost0 != cost1  # different images sampled -> different work
@@ -197,7 +198,10 @@ def test_cost_curve_legend_marks_divergence(runs):
 # -- bad cell ---------------------------------------------------------------
 def test_bad_cell_is_reported_and_isolated(runs):
     (a, log), _ = runs
-    assert "ValueError: ISGD: parameter step_size=-1 is invalid; allowed: > 0" in log
+    assert (
+        "ValueError: ISGD: parameter step_size=-1.0 is invalid; allowed: a finite number > 0"
+        in log
+    )
     assert re.search(r"step_size=-1\]: error", log)
     assert not a["solver_name"].str.contains("step_size=-1").any()
     assert a.groupby(["solver_name", "idx_rep"]).ngroups == 4

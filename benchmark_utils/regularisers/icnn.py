@@ -15,9 +15,8 @@ with sigma(t) = beta softplus(t / beta) (a smoothed ReLU of width beta),
 0 < sigma' < 1 and 0 < sigma'' <= 1 / (4 beta). The hidden weights V_l >= 0
 are kept non-negative by :meth:`ICNN.project` (clamping), the output weights
 w > 0 through their log-parametrisation, the W_l and biases are free. Then
-each z_l is convex in x (a
-non-negative combination of convex functions composed with a convex
-non-decreasing sigma), so R is convex.
+each z_l is convex in x (a non-negative combination of convex functions,
+composed with a convex non-decreasing sigma), so R is convex.
 
 Gradient (analytic backward pass) with e_l = dR / du_l:
 
@@ -30,10 +29,13 @@ c_l = sigma''(u_l) . V_l^T e_(l+1) (l < L), all >= 0. In code: the tangents
 du_1 = W_0 v, du_l = V_(l-1) (sigma'(u_(l-1)) . du_(l-1)) + W_(l-1) v, then
 de_L = c_L . du_L, de_l = c_l . du_l + sigma'(u_l) . V_l^T de_(l+1) and
 Hess v = sum_l W_(l-1)^T de_l. The operator caches sigma'(u_l) and c_l, so a
-product costs one forward and one backward pass of convolutions.
+product costs one forward and one backward pass of convolutions. All the W_l
+act on x, so they are applied as one convolution with L H output channels,
+and sum_l W_(l-1)^T (.) as one transposed convolution.
 
-Lipschitz bound (no power iteration): ||Hess|| <= sum_l ||diag(sqrt(cbar_l)) J_l||^2
-with channel-wise bounds cbar_l >= c_l obtained from the weights
+Lipschitz bound (no power iteration):
+||Hess|| <= sum_l ||diag(sqrt(cbar_l)) J_l||^2 with channel-wise bounds
+cbar_l >= c_l obtained from the weights
 (ebar_L = w, cbar_L = w / (4 beta); tbar_l = S_l^T ebar_(l+1) with
 S_l[o, m] = sum of the taps of V_l[o, m] >= 0, cbar_l = tbar_l / (4 beta),
 ebar_l = tbar_l) and the triangle inequality

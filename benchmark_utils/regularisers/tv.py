@@ -140,7 +140,8 @@ class SmoothedTV(Regulariser):
 
     # -- maths in x -------------------------------------------------------
     def _parts(self, theta):
-        return torch.exp(self.log_scale * theta[0]), torch.exp(self.log_scale * theta[1])
+        scaled = self.log_scale * theta
+        return torch.exp(scaled[0]), torch.exp(scaled[1])
 
     @staticmethod
     def _radius(g, eps):

@@ -1,0 +1,117 @@
+"""Summarise the schedule study (configs/schedules.yml) from its parquet.
+
+For every problem (dataset x regulariser) and every ISGD arm (optimizer,
+schedule kind, accuracy decay p, step decay q), prints the test PSNR reached
+at fixed costs (linear interpolation of the curve in cost, which every solver
+shares), the best test PSNR within the budget, and whether the run diverged
+or was cut by the timeout. Then, averaged over problems, the PSNR at the
+budget by accuracy schedule (p) and by step schedule (q), for the SGD arms
+with polynomial decays: the spread across p (q fixed) against the spread
+across q (p fixed) tests the paper's finding that the accuracy schedule
+matters more than the step schedule (Salehi et al., arXiv 2511.06774).
+
+Usage::
+
+    python scripts/schedule_study.py [outputs/schedule_study.parquet]
+        [--fractions 0.25 0.5 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT = Path(__file__).resolve().parents[1] / "outputs" / "schedule_study.parquet"
+ARM = ["p_solver_optimizer", "p_solver_schedule", "p_solver_p", "p_solver_q"]
+PROBLEM = ["dataset_name", "p_obj_regulariser"]
+
+
+def psnr_at(curve, cost):
+    """Test PSNR at ``cost`` by linear interpolation (NaN beyond the curve)."""
+    x = curve["objective_cost"].to_numpy(dtype=float)
+    y = curve["objective_psnr_test"].to_numpy(dtype=float)
+    ok = np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size == 0 or cost > x.max():
+        return float("nan")
+    return float(np.interp(cost, x, y))
+
+
+def summarise(df, fractions):
+    """One row per (problem, arm): PSNR at fixed costs, best, flags."""
+    df = df.copy()
+    df["dataset_name"] = df["dataset_name"].str.split("[").str[0]
+    rows = []
+    for keys, curve in df.groupby(PROBLEM + ARM + ["idx_rep"], dropna=False):
+        curve = curve.sort_values("objective_cost")
+        budget = float(curve["p_obj_budget"].iloc[0])
+        row = dict(zip(PROBLEM + ARM + ["rep"], keys, strict=True))
+        for frac in fractions:
+            row[f"psnr@{frac:g}"] = psnr_at(curve, frac * budget)
+        within = curve[curve["objective_cost"] <= budget * 1.05]
+        row["best"] = float(within["objective_psnr_test"].max())
+        row["start"] = float(curve["objective_psnr_test"].iloc[0])
+        row["final_cost"] = int(curve["objective_cost"].iloc[-1])
+        row["steps"] = int(curve["objective_n_outer"].iloc[-1])
+        row["diverged"] = int(curve["objective_diverged"].max())
+        row["cut"] = int(curve["objective_cost"].iloc[-1] < budget)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.rename(
+        columns={
+            "dataset_name": "task",
+            "p_obj_regulariser": "reg",
+            "p_solver_optimizer": "opt",
+            "p_solver_schedule": "kind",
+            "p_solver_p": "p",
+            "p_solver_q": "q",
+        }
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("parquet", nargs="?", default=str(DEFAULT))
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    args = parser.parse_args(argv)
+    df = pd.read_parquet(args.parquet)
+    table = summarise(df, args.fractions)
+    last = f"psnr@{args.fractions[-1]:g}"
+    pd.set_option("display.width", 160)
+    pd.set_option("display.max_rows", 500)
+    for (task, reg), group in table.groupby(["task", "reg"]):
+        print(f"\n== {task}, {reg}: test PSNR (dB) at fractions of the cost budget")
+        group = group.sort_values(last, ascending=False, na_position="last")
+        cols = ["opt", "kind", "p", "q", *[c for c in group if c.startswith("psnr@")]]
+        cols += ["best", "start", "steps", "final_cost", "diverged", "cut"]
+        print(group[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    sgd = table[(table["opt"] == "sgd") & (table["kind"] == "poly")]
+    if not sgd.empty:
+        print(f"\n== SGD, polynomial decays: {last} averaged over the problems")
+        grid = sgd.pivot_table(index="p", columns="q", values=last, aggfunc="mean")
+        print(grid.to_string(float_format=lambda v: f"{v:.2f}"))
+        per_problem = sgd.groupby(["task", "reg"])
+        spread_p = per_problem.apply(
+            lambda g: g.groupby("q")[last].agg(lambda s: s.max() - s.min()).mean()
+        )
+        spread_q = per_problem.apply(
+            lambda g: g.groupby("p")[last].agg(lambda s: s.max() - s.min()).mean()
+        )
+        print(
+            "\nmean spread (dB) of",
+            last,
+            "across p at fixed q, and across q at fixed p:",
+        )
+        print(
+            pd.DataFrame({"across p": spread_p, "across q": spread_q}).to_string(
+                float_format=lambda v: f"{v:.2f}"
+            )
+        )
+    return table
+
+
+if __name__ == "__main__":
+    main()
