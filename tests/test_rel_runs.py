@@ -198,10 +198,11 @@ def test_cost_curve_legend_marks_divergence(runs):
 # -- bad cell ---------------------------------------------------------------
 def test_bad_cell_is_reported_and_isolated(runs):
     (a, log), _ = runs
-    assert (
-        "ValueError: ISGD: parameter step_size=-1.0 is invalid; allowed: a finite number > 0"
-        in log
+    message = (
+        "ValueError: ISGD: parameter step_size=-1.0 is invalid; "
+        "allowed: a finite number > 0"
     )
+    assert message in log
     assert re.search(r"step_size=-1\]: error", log)
     assert not a["solver_name"].str.contains("step_size=-1").any()
     assert a.groupby(["solver_name", "idx_rep"]).ngroups == 4
