@@ -7,6 +7,7 @@ the seed and frozen; test measurements use an independent noise draw.
 
 from __future__ import annotations
 
+from benchopt import BaseDataset
 from benchopt.config import get_data_path
 
 from .forward import make_forward
@@ -90,3 +91,38 @@ def build_task_data(
         forward=forward,
         task=task,
     )
+
+
+#: dataset parameters that configure the operator rather than the images
+PHYSICS_PARAMETERS = ("kernel_size", "blur_sigma", "mask_ratio")
+
+
+class TaskDataset(BaseDataset):
+    """Base of the files in ``datasets/``: one task, its parameters, no code.
+
+    A subclass sets ``name`` (the task), ``parameters`` and
+    ``test_parameters``; the data seed is the same for every repetition, so
+    the noise and patches are frozen (ALGORITHMS.md section 1).
+    """
+
+    requirements = []
+
+    def get_data(self):
+        physics = {
+            key: getattr(self, key)
+            for key in PHYSICS_PARAMETERS
+            if key in self.parameters
+        }
+        return build_task_data(
+            self.name,
+            source=self.source,
+            folder=self.folder,
+            download=self.download,
+            n_train=self.n_train,
+            n_test=self.n_test,
+            patch_size=self.patch_size,
+            grayscale=self.grayscale,
+            noise_level=self.noise_level,
+            seed=self.get_seed(use_repetition=False),
+            **physics,
+        )

@@ -8,14 +8,11 @@ singular, so the lower level relies on the objective's mu > 0. Sources as in
 the denoising dataset.
 """
 
-from benchopt import BaseDataset
-
-from benchmark_utils.tasks import build_task_data
+from benchmark_utils.tasks import TaskDataset
 
 
-class Dataset(BaseDataset):
+class Dataset(TaskDataset):
     name = "deblurring"
-    requirements = []
     parameters = {
         "source": ["skimage"],
         "folder": [None],
@@ -29,19 +26,3 @@ class Dataset(BaseDataset):
         "blur_sigma": [1.5],
     }
     test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
-
-    def get_data(self):
-        return build_task_data(
-            "deblurring",
-            source=self.source,
-            folder=self.folder,
-            download=self.download,
-            n_train=self.n_train,
-            n_test=self.n_test,
-            patch_size=self.patch_size,
-            grayscale=self.grayscale,
-            noise_level=self.noise_level,
-            seed=self.get_seed(use_repetition=False),
-            kernel_size=self.kernel_size,
-            blur_sigma=self.blur_sigma,
-        )

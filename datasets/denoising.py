@@ -8,14 +8,11 @@ stored under benchopt's data path) or ``folder`` (any folder of PNG/JPEG
 files, given by ``folder``).
 """
 
-from benchopt import BaseDataset
-
-from benchmark_utils.tasks import build_task_data
+from benchmark_utils.tasks import TaskDataset
 
 
-class Dataset(BaseDataset):
+class Dataset(TaskDataset):
     name = "denoising"
-    requirements = []
     parameters = {
         "source": ["skimage"],
         "folder": [None],
@@ -27,17 +24,3 @@ class Dataset(BaseDataset):
         "noise_level": [25.0],
     }
     test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
-
-    def get_data(self):
-        return build_task_data(
-            "denoising",
-            source=self.source,
-            folder=self.folder,
-            download=self.download,
-            n_train=self.n_train,
-            n_test=self.n_test,
-            patch_size=self.patch_size,
-            grayscale=self.grayscale,
-            noise_level=self.noise_level,
-            seed=self.get_seed(use_repetition=False),
-        )

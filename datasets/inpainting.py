@@ -10,14 +10,11 @@ second ISGD paper (Salehi et al., arXiv 2511.06774). Sources as in the
 denoising dataset.
 """
 
-from benchopt import BaseDataset
-
-from benchmark_utils.tasks import build_task_data
+from benchmark_utils.tasks import TaskDataset
 
 
-class Dataset(BaseDataset):
+class Dataset(TaskDataset):
     name = "inpainting"
-    requirements = []
     parameters = {
         "source": ["skimage"],
         "folder": [None],
@@ -30,18 +27,3 @@ class Dataset(BaseDataset):
         "mask_ratio": [0.3],
     }
     test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
-
-    def get_data(self):
-        return build_task_data(
-            "inpainting",
-            source=self.source,
-            folder=self.folder,
-            download=self.download,
-            n_train=self.n_train,
-            n_test=self.n_test,
-            patch_size=self.patch_size,
-            grayscale=self.grayscale,
-            noise_level=self.noise_level,
-            seed=self.get_seed(use_repetition=False),
-            mask_ratio=self.mask_ratio,
-        )

@@ -88,3 +88,54 @@ def run_for(solver, n_callbacks):
 
     solver.run(callback)
     return solver.get_result()
+
+
+def tiny_bilevel(n_images=4, size=12, seed=0):
+    """A float64 denoising BilevelProblem on smooth random images, and theta0."""
+    import torch
+
+    from benchmark_utils.forward import make_forward
+    from benchmark_utils.problem import BilevelProblem
+    from benchmark_utils.regularisers import make_regulariser
+
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n_images, 1, size // 4, size // 4, generator=gen)
+    x_clean = torch.nn.functional.interpolate(
+        coarse.double(), size=(size, size), mode="bilinear", align_corners=False
+    )
+    fwd = make_forward(
+        "denoising",
+        image_shape=(1, size, size),
+        noise_sigma=0.1,
+        seed=seed,
+        dtype=torch.float64,
+    )
+    y = fwd.measure(x_clean, seed=seed)
+    reg = make_regulariser("foe", 1, n_filters=3, kernel_size=3)
+    problem = BilevelProblem(reg, fwd, x_clean, y, mu=0.0)
+    return problem, problem.make_oracles().init_theta(seed)
+
+
+def solver_on_problem(name, problem, theta0, budget=10**9, seed=3, **params):
+    """Solver ``name`` on a hand-made problem, ready for ``step()``.
+
+    Parameters not given take the first value of the solver's grid; the
+    seed replaces benchopt's ``get_seed``.
+    """
+    cls = next(s for s in benchmark().get_solvers() if s.name == name)
+    solver = cls()
+    for key, values in cls.parameters.items():
+        setattr(solver, key, values[0])
+    for key, value in params.items():
+        setattr(solver, key, value)
+    solver.get_seed = lambda **kw: seed
+    solver.set_objective(
+        problem=problem,
+        theta0=theta0,
+        budget=budget,
+        checkpoints=[budget],
+        device="cpu",
+    )
+    solver._reset()
+    solver.init_state()
+    return solver

@@ -4,82 +4,23 @@ Hand counts of the oracle calls, the random-length Neumann estimator, descent
 on a tiny denoising problem, and stocBiO's hypergradient against the IFT one.
 """
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-from benchmark_utils.forward import make_forward
 from benchmark_utils.hypergradient import inexact_hypergradient, neumann_inverse
 from benchmark_utils.lower_level import solve_lower_level
-from benchmark_utils.problem import BilevelProblem
-from benchmark_utils.regularisers import make_regulariser
 from benchmark_utils.sampling import EpochSampler
 from benchmark_utils.stochastic import draw_neumann_lengths, random_neumann
+from tests.bench_helpers import solver_on_problem, tiny_bilevel
 
-SOLVERS_DIR = Path(__file__).resolve().parents[1] / "solvers"
-FILES = {
-    "stocBiO": "stocbio",
-    "AmIGO": "amigo",
-    "SOBA": "soba",
-    "TTSA": "ttsa",
-    "BSA": "bsa",
-}
+NAMES = ["stocBiO", "AmIGO", "SOBA", "TTSA", "BSA"]
 SEED = 3
 
 
-def load_solver_class(name):
-    path = SOLVERS_DIR / f"{FILES[name]}.py"
-    spec = importlib.util.spec_from_file_location(f"solver_{FILES[name]}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Solver
-
-
-def tiny_bilevel(n_images=4, size=12, seed=0):
-    """A float64 denoising BilevelProblem on smooth random images, and theta0."""
-    gen = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n_images, 1, size // 4, size // 4, generator=gen)
-    x_clean = torch.nn.functional.interpolate(
-        coarse.double(), size=(size, size), mode="bilinear", align_corners=False
-    )
-    shape = (1, size, size)
-    fwd = make_forward(
-        "denoising",
-        image_shape=shape,
-        noise_sigma=0.1,
-        kernel_size=5,
-        blur_sigma=1.0,
-        seed=seed,
-        dtype=torch.float64,
-    )
-    y = fwd.measure(x_clean, seed=seed)
-    reg = make_regulariser("foe", 1, n_filters=3, kernel_size=3)
-    problem = BilevelProblem(reg, fwd, x_clean, y, mu=0.0)
-    theta0 = problem.make_oracles().init_theta(seed)
-    return problem, theta0
-
-
 def make_solver(name, problem, theta0, budget=10**9, **params):
-    cls = load_solver_class(name)
-    solver = cls()
-    for key, values in cls.parameters.items():
-        setattr(solver, key, values[0])
-    for key, value in params.items():
-        setattr(solver, key, value)
-    solver.get_seed = lambda **kw: SEED
-    solver.set_objective(
-        problem=problem,
-        theta0=theta0,
-        budget=budget,
-        checkpoints=[budget],
-        device="cpu",
-    )
-    solver._reset()
-    solver.init_state()
-    return solver
+    return solver_on_problem(name, problem, theta0, budget, SEED, **params)
 
 
 def run_steps(solver, n_steps):
@@ -108,7 +49,7 @@ HAND_COST = {
 }
 
 
-@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("name", NAMES)
 def test_cost_matches_hand_count(name):
     problem, theta0 = tiny_bilevel()
     params, k_ll, k_hvp = HAND_COST[name]
@@ -183,7 +124,7 @@ def test_random_neumann_is_unbiased():
 
 
 # -- descent ---------------------------------------------------------------------
-@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("name", NAMES)
 def test_lowers_upper_loss(name):
     """Default parameters, batches of 2 of 4 images, cost budget 2000."""
     problem, theta0 = tiny_bilevel()

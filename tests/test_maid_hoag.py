@@ -9,15 +9,12 @@
 - HOAG: the accuracy follows its schedule, the step follows its heuristic.
 """
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from conftest import tiny_problem
 
-from benchmark_utils.forward import make_forward
 from benchmark_utils.hypergradient import inexact_hypergradient
 from benchmark_utils.maid_bounds import (
     estimate_constants,
@@ -28,64 +25,13 @@ from benchmark_utils.maid_bounds import (
     lanczos_extreme,
     loss_bounds,
 )
-from benchmark_utils.problem import BilevelProblem
-from benchmark_utils.regularisers import make_regulariser
+from tests.bench_helpers import solver_on_problem, tiny_bilevel
 
-SOLVERS_DIR = Path(__file__).resolve().parents[1] / "solvers"
 SEED = 3
 
 
-def load_solver_module(name):
-    spec = importlib.util.spec_from_file_location(
-        f"solver_{name}", SOLVERS_DIR / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def tiny_bilevel(n_images=4, size=12, seed=0):
-    """A float64 denoising BilevelProblem on smooth random images, and theta0."""
-    gen = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n_images, 1, size // 4, size // 4, generator=gen)
-    x_clean = torch.nn.functional.interpolate(
-        coarse.double(), size=(size, size), mode="bilinear", align_corners=False
-    )
-    shape = (1, size, size)
-    fwd = make_forward(
-        "denoising",
-        image_shape=shape,
-        noise_sigma=0.1,
-        kernel_size=5,
-        blur_sigma=1.0,
-        seed=seed,
-        dtype=torch.float64,
-    )
-    y = fwd.measure(x_clean, seed=seed)
-    reg = make_regulariser("foe", 1, n_filters=3, kernel_size=3)
-    problem = BilevelProblem(reg, fwd, x_clean, y, mu=0.0)
-    return problem, problem.make_oracles().init_theta(seed)
-
-
 def make_solver(name, problem, theta0, budget=10**9, **params):
-    """Solver ``name`` ("maid" or "hoag") set up as benchopt would, ready to step."""
-    cls = load_solver_module(name).Solver
-    solver = cls()
-    for key, values in cls.parameters.items():
-        setattr(solver, key, values[0])
-    for key, value in params.items():
-        setattr(solver, key, value)
-    solver.get_seed = lambda **kw: SEED
-    solver.set_objective(
-        problem=problem,
-        theta0=theta0,
-        budget=budget,
-        checkpoints=[budget],
-        device="cpu",
-    )
-    solver._reset()
-    solver.init_state()
-    return solver
+    return solver_on_problem(name, problem, theta0, budget, SEED, **params)
 
 
 def step(solver):
@@ -235,7 +181,7 @@ def test_omega_is_zero_only_for_exact_solves():
 # -- MAID ----------------------------------------------------------------------------
 def test_maid_accepted_steps_decrease_f_and_directions_descend():
     problem, theta0 = tiny_bilevel()
-    solver = make_solver("maid", problem, theta0, step_size=100.0)
+    solver = make_solver("MAID", problem, theta0, step_size=100.0)
     n_accepted = n_certified = 0
     for _ in range(8):
         theta_old = solver.theta.clone()
@@ -262,7 +208,7 @@ def test_maid_cost_equals_reported_work_with_trials():
     """Cost = the lower-level + CG iterations MAID reports, trials included."""
     problem, theta0 = tiny_bilevel()
     # a large first step forces rejected trials
-    solver = make_solver("maid", problem, theta0, step_size=3000.0, max_backtracks=3)
+    solver = make_solver("MAID", problem, theta0, step_size=3000.0, max_backtracks=3)
     n_backtracks = []
     for _ in range(6):
         step(solver)
@@ -286,7 +232,7 @@ def test_maid_cost_equals_reported_work_with_trials():
 
 def test_maid_without_descent_test_skips_the_constants():
     problem, theta0 = tiny_bilevel()
-    solver = make_solver("maid", problem, theta0, descent_test=False)
+    solver = make_solver("MAID", problem, theta0, descent_test=False)
     f0, _ = exact(problem, theta0)
     for _ in range(4):
         step(solver)
@@ -300,7 +246,7 @@ def test_maid_without_descent_test_skips_the_constants():
 def test_maid_stops_at_the_budget():
     problem, theta0 = tiny_bilevel()
     budget = 300
-    solver = make_solver("maid", problem, theta0, budget=budget, step_size=3000.0)
+    solver = make_solver("MAID", problem, theta0, budget=budget, step_size=3000.0)
     solver.checkpoints = [budget]
     calls = {"n": 0}
 
@@ -323,9 +269,9 @@ def test_maid_stops_at_the_budget():
 def test_maid_rejects_bad_parameters():
     problem, theta0 = tiny_bilevel()
     with pytest.raises(ValueError, match="rho="):
-        make_solver("maid", problem, theta0, rho=1.5)
+        make_solver("MAID", problem, theta0, rho=1.5)
     with pytest.raises(ValueError, match="eta="):
-        make_solver("maid", problem, theta0, eta=0.0)
+        make_solver("MAID", problem, theta0, eta=0.0)
 
 
 # -- HOAG ------------------------------------------------------------------------------
@@ -334,7 +280,7 @@ def test_hoag_accuracy_follows_its_schedule(schedule):
     problem, theta0 = tiny_bilevel()
     eps0, ratio = 1e-2, 0.5
     solver = make_solver(
-        "hoag",
+        "HOAG",
         problem,
         theta0,
         eps0=eps0,
@@ -362,7 +308,7 @@ def test_hoag_accuracy_follows_its_schedule(schedule):
 def test_hoag_step_size_heuristic():
     """alpha grows by 1/0.95 on sufficient decrease, halves when f goes up."""
     problem, theta0 = tiny_bilevel()
-    solver = make_solver("hoag", problem, theta0, step_size=1000.0)
+    solver = make_solver("HOAG", problem, theta0, step_size=1000.0)
     history = []
     for _ in range(8):
         prev = solver.prev
