@@ -280,16 +280,16 @@ def main(argv=None):
     if rebuilt:
         print(
             "'1 step' includes BilevelSolver.run() rebuilding the oracles and "
-            f"the ImageMemory ({rebuilt_mib:.1f} MiB of tensors) while the ones "
-            "made by set_objective were still alive"
+            f"the ImageMemory ({rebuilt_mib:.1f} MiB of tensors); the old ones "
+            "are dropped first, but the allocator may keep their pages"
         )
     unit = x.numel() * x.element_size() / MIB
     print(
         f"U = n_train x C x H x W x {x.element_size()} bytes = {unit:.2f} MiB; "
         "grows with n_train: data x_i, y_i (2U), solver warm starts x_i, q_i "
         "(2U), A^T y per CountedOracles (1U each: solver, objective's train "
-        "evaluation), objective's evaluation warm starts (2U, after the first "
-        "evaluation)"
+        "evaluation), objective's evaluation warm starts x_i (1U, after the "
+        "first evaluation; q_i is allocated only when used)"
     )
 
 
