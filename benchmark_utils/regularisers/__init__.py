@@ -1,4 +1,4 @@
-"""Learnable convex regularisers behind one interface (``ALGORITHMS.md`` s. 2).
+"""Learnable convex regularisers behind one interface (``docs/maths.md`` section 2).
 
 Use :func:`make_regulariser` to build one by name; every class derives from
 :class:`~benchmark_utils.regularisers.base.Regulariser`.

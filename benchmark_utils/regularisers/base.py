@@ -1,11 +1,20 @@
 """Interface shared by every learnable convex regulariser R_theta(x).
 
-See ``ALGORITHMS.md`` section 2. Parameters theta are one flat 1-D tensor so
-that solvers (SGD, Adam, line searches, norms) never need to know the model;
-each regulariser splits it into named views with :meth:`Regulariser.unpack`.
+``docs/maths.md`` section 2. Parameters theta are one flat 1-D tensor so that
+solvers (SGD, Adam, line searches, norms) never need to know the model; each
+regulariser declares a parameter layout (named blocks of given shapes) and
+:meth:`Regulariser.unpack` splits theta into views of those blocks.
+
+A new regulariser implements only its energy (:meth:`Regulariser.value`), its
+layout, initial values, projection and a Lipschitz bound; gradient, Hessian
+operator and mixed product then come from autograd (``torch.func``). The
+regularisers of the benchmark override them with analytic formulas where
+speed matters. ``docs/regularisers.md`` documents each model.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -30,37 +39,109 @@ class HessianOperator:
         return self._apply(v, rows)
 
 
+def check_positive(**values):
+    """Raise a one-line ``ValueError`` unless every given value is > 0."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def check_filters(n_channels, n_filters, kernel_size):
+    """Validate the filter count and the odd filter side of a conv model.
+
+    A model whose first-layer filters are zero-mean over (C, s, s) cannot have
+    1 x 1 filters in grayscale: such a filter is identically zero (and its
+    unit-norm initialisation divides by zero).
+    """
+    if int(n_filters) < 1:
+        raise ValueError(f"n_filters must be >= 1, got {n_filters!r}")
+    if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
+        raise ValueError(
+            f"kernel_size must be a positive odd integer, got {kernel_size!r}"
+        )
+    if int(kernel_size) == 1 and n_channels == 1:
+        raise ValueError(
+            "kernel_size must be an odd integer >= 3 for grayscale images "
+            f"(a zero-mean 1x1 filter is identically zero), got {kernel_size!r}"
+        )
+
+
 class Regulariser:
     """A convex regulariser R_theta(x) with learnable flat parameters theta.
 
-    Subclasses implement :meth:`init_theta`, :meth:`unpack`, :meth:`value`,
-    :meth:`grad`, :meth:`hessian` and :meth:`lipschitz`; :meth:`project`,
-    :meth:`convexity` and :meth:`mixed` have generic defaults.
+    Subclasses set :attr:`layout` (in ``__init__``) and implement
+    :meth:`initial_views`, :meth:`value` and :meth:`lipschitz`; they may
+    override :meth:`project` (identity), :meth:`convexity` (0) and, for
+    speed, :meth:`grad`, :meth:`hessian` and :meth:`mixed`.
 
     All methods are batched over images: ``x`` has shape (B, C, H, W) and the
-    per-image results have a leading dimension B.
+    per-image results have a leading dimension B. ``value`` of image i must
+    depend on ``x[i]`` only (the autograd defaults differentiate the sum).
+
+    Parameters
+    ----------
+    n_channels : int
+        Image channels C (1 or 3).
+
+    Attributes
+    ----------
+    layout : list of (str, tuple)
+        The blocks of theta in order, as ``(name, shape)``. A name listed in
+        :attr:`stacked` may repeat; its views form a list.
+    stacked : tuple of str
+        Names whose views :meth:`unpack` returns as lists (one per block).
     """
 
     name = "base"
+    stacked = ()
 
     def __init__(self, n_channels):
         if int(n_channels) not in (1, 3):
             raise ValueError(f"n_channels must be 1 or 3, got {n_channels!r}")
         self.n_channels = int(n_channels)
+        self.layout = []
 
     # -- parameters -------------------------------------------------------
     @property
     def n_params(self):
         """Number of scalar parameters in theta."""
+        return sum(math.prod(shape) for _, shape in self.layout)
+
+    def unpack(self, theta):
+        """Views of theta, one per block of :attr:`layout` (lists for
+        the names in :attr:`stacked`)."""
+        views = {key: [] for key in self.stacked}
+        start = 0
+        for key, shape in self.layout:
+            size = math.prod(shape)
+            view = theta[start : start + size].view(shape)
+            start += size
+            if key in self.stacked:
+                views[key].append(view)
+            else:
+                views[key] = view
+        return views
+
+    def initial_views(self, gen):
+        """Initial value of every block of :attr:`layout`, in order.
+
+        Parameters
+        ----------
+        gen : torch.Generator
+            CPU generator seeded by :meth:`init_theta`; draw in layout order.
+
+        Returns
+        -------
+        list of torch.Tensor
+            float64 tensors with the shapes of :attr:`layout`.
+        """
         raise NotImplementedError
 
     def init_theta(self, seed, dtype=torch.float32, device="cpu"):
-        """Initial parameters drawn from ``seed`` (CPU generator, then moved)."""
-        raise NotImplementedError
-
-    def unpack(self, theta):
-        """Named views of theta (e.g. ``{"filters": ..., "log_weights": ...}``)."""
-        raise NotImplementedError
+        """Initial parameters drawn from ``seed`` (CPU float64, then moved)."""
+        gen = torch.Generator().manual_seed(int(seed))
+        parts = [part.flatten() for part in self.initial_views(gen)]
+        return torch.cat(parts).to(device=device, dtype=dtype)
 
     def project(self, theta):
         """Projection of theta onto the feasible set (identity by default)."""
@@ -72,12 +153,28 @@ class Regulariser:
         raise NotImplementedError
 
     def grad(self, x, theta):
-        """grad_x R_theta(x_i) for each image, shape of ``x``."""
-        raise NotImplementedError
+        """grad_x R_theta(x_i) for each image, shape of ``x``.
+
+        Default: reverse-mode autograd of :meth:`value` (``torch.func.grad``,
+        which also runs under ``torch.no_grad`` and composes with ``vmap``).
+        """
+        return torch.func.grad(lambda z: self.value(z, theta).sum())(x)
 
     def hessian(self, x, theta):
-        """A :class:`HessianOperator` for Hess_x R_theta at the images ``x``."""
-        raise NotImplementedError
+        """A :class:`HessianOperator` for Hess_x R_theta at the images ``x``.
+
+        Default: forward-over-reverse autograd, ``torch.func.jvp`` of
+        :meth:`grad` along ``v`` (nothing cached; each product costs about
+        three evaluations of R).
+        """
+        x, theta = x.detach(), theta.detach()
+
+        def apply(v, rows=None):
+            point = x if rows is None else x[rows]
+            tangent = torch.func.jvp(lambda z: self.grad(z, theta), (point,), (v,))
+            return tangent[1]
+
+        return HessianOperator(apply)
 
     def hvp(self, x, theta, v):
         """Hess_x R_theta(x_i) v_i for each image (uncached convenience)."""
@@ -95,10 +192,11 @@ class Regulariser:
     def mixed(self, x, theta, q, per_image=False):
         """grad_theta <grad_x R_theta(x_i), q_i> by one backward pass.
 
-        Autograd runs through ONE analytic gradient evaluation (no double
-        backward). With ``per_image=False`` the sum over the batch is
-        returned, shape (P,); with ``per_image=True`` one row per image,
-        shape (B, P), computed with ``torch.func.vmap``.
+        Autograd runs backward through ONE evaluation of :meth:`grad`: no
+        double backward when ``grad`` is analytic, a double backward through
+        the autograd default otherwise. With ``per_image=False`` the sum over
+        the batch is returned, shape (P,); with ``per_image=True`` one row per
+        image, shape (B, P), computed with ``torch.func.vmap``.
         """
         theta = theta.detach()
         x = x.detach()

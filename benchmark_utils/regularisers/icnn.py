@@ -1,6 +1,6 @@
 """Convolutional input-convex neural network (ICNN) regulariser.
 
-``ALGORITHMS.md`` section 2; Amos, Xu, Kolter, "Input convex neural networks"
+``docs/maths.md`` section 2; Amos, Xu, Kolter, "Input convex neural networks"
 (ICML 2017), in the convolutional form of Mukherjee et al., "Learned convex
 regularizers for inverse problems" (arXiv 2008.02839), as used by Salehi et
 al., arXiv 2511.06774, with a smooth activation so that the Hessian exists.
@@ -40,9 +40,9 @@ cbar_l >= c_l obtained from the weights
 S_l[o, m] = sum of the taps of V_l[o, m] >= 0, cbar_l = tbar_l / (4 beta),
 ebar_l = tbar_l) and the triangle inequality
 ||D J_l|| <= ||D V_(l-1)|| ||J_(l-1)|| + ||D W_(l-1)||; each convolution norm
-of a W_l is bounded by :func:`~benchmark_utils.regularisers.crr.gram_norm_bound`;
-for V_l >= 0, |V_l(omega)| <= V_l(0) entrywise, so ||D V_l|| is exactly the
-spectral norm of D times the matrix of tap sums.
+of a W_l is bounded by :func:`~.convolution.gram_norm_bound`; for V_l >= 0,
+|V_l(omega)| <= V_l(0) entrywise, so ||D V_l|| is exactly the spectral norm of
+D times the matrix of tap sums (``docs/regularisers.md``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import HessianOperator, Regulariser
-from .crr import cached_bound, gram_norm_bound
+from .base import HessianOperator, Regulariser, check_filters, check_positive
+from .convolution import (
+    cached_bound,
+    correlate,
+    correlate_t,
+    gram_norm_bound,
+    random_filters,
+)
 
 
 class ICNN(Regulariser):
@@ -64,9 +70,10 @@ class ICNN(Regulariser):
     n_channels : int
         Image channels C (1 or 3).
     n_filters : int
-        Hidden channels H of every layer.
+        Hidden channels H of every layer (>= 1).
     kernel_size : int
-        Odd side s of every convolution (W_l and V_l).
+        Odd side s of every convolution (W_l and V_l), >= 3 in grayscale
+        (the first-layer filters are initialised zero-mean).
     n_layers : int
         Number of layers L (>= 1); L = 1 is a Fields-of-Experts-like model
         with softplus experts.
@@ -77,12 +84,9 @@ class ICNN(Regulariser):
     weight_scale, hidden_scale, bias_scale : float
         The convolutions used are ``weight_scale * theta_part`` (W_l) and
         ``hidden_scale * theta_part`` (V_l), the biases
-        ``bias_scale * theta_part``. A factor s multiplies that
+        ``bias_scale * theta_part`` (all > 0). A factor s multiplies that
         block's hypergradient by s and the curvature of the upper-level loss
-        along it by s^2; the defaults put the best step along every block
-        near 100 at the initial theta of the default denoising problem
-        (measured by line searches), so that ISGD's default step suits the
-        whole model.
+        along it by s^2 (how the defaults were chosen: ``docs/regularisers.md``).
 
     Notes
     -----
@@ -93,6 +97,7 @@ class ICNN(Regulariser):
     """
 
     name = "icnn"
+    stacked = ("W", "V", "b")
 
     def __init__(
         self,
@@ -107,23 +112,16 @@ class ICNN(Regulariser):
         bias_scale=0.5,
     ):
         super().__init__(n_channels)
-        if int(n_filters) < 1:
-            raise ValueError(f"n_filters must be >= 1, got {n_filters!r}")
-        if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
-            raise ValueError(
-                f"kernel_size must be a positive odd integer, got {kernel_size!r}"
-            )
+        check_filters(self.n_channels, n_filters, kernel_size)
         if int(n_layers) < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers!r}")
-        if not smoothing > 0:
-            raise ValueError(f"smoothing must be > 0, got {smoothing!r}")
-        if not init_scale > 0:
-            raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
-        if min(weight_scale, hidden_scale, bias_scale) <= 0:
-            raise ValueError(
-                "weight_scale, hidden_scale and bias_scale must be > 0, got "
-                f"{weight_scale!r}, {hidden_scale!r} and {bias_scale!r}"
-            )
+        check_positive(
+            smoothing=smoothing,
+            init_scale=init_scale,
+            weight_scale=weight_scale,
+            hidden_scale=hidden_scale,
+            bias_scale=bias_scale,
+        )
         self.n_filters = int(n_filters)
         self.kernel_size = int(kernel_size)
         self.n_layers = int(n_layers)
@@ -133,56 +131,37 @@ class ICNN(Regulariser):
         self.hidden_scale = float(hidden_scale)
         self.bias_scale = float(bias_scale)
         h, c, s = self.n_filters, self.n_channels, self.kernel_size
-        self._w_shape = (h, c, s, s)
-        self._v_shape = (h, h, s, s)
-        self._layout = [("W", self._w_shape), ("b", (h,))]
+        w_shape, v_shape = (h, c, s, s), (h, h, s, s)
+        self.layout = [("W", w_shape), ("b", (h,))]
         for _ in range(1, self.n_layers):
-            self._layout += [("V", self._v_shape), ("W", self._w_shape), ("b", (h,))]
-        self._layout.append(("log_weights", (h,)))
-
-    @property
-    def n_params(self):
-        return sum(math.prod(sh) for _, sh in self._layout)
+            self.layout += [("V", v_shape), ("W", w_shape), ("b", (h,))]
+        self.layout.append(("log_weights", (h,)))
 
     # -- parameters -------------------------------------------------------
     def unpack(self, theta):
         """Views ``W``, ``V``, ``b`` (lists, per layer), ``log_weights`` and
         ``filters`` (= W_0, unscaled theta entries)."""
-        out = {"W": [], "V": [], "b": []}
-        start = 0
-        for key, sh in self._layout:
-            size = math.prod(sh)
-            view = theta[start : start + size].view(sh)
-            start += size
-            if key == "log_weights":
-                out["log_weights"] = view
-            else:
-                out[key].append(view)
-        out["filters"] = out["W"][0]
-        return out
+        views = super().unpack(theta)
+        views["filters"] = views["W"][0]
+        return views
 
-    def init_theta(self, seed, dtype=torch.float32, device="cpu"):
+    def initial_views(self, gen):
         """W_l: zero-mean random filters of unit norm; V_l >= 0 averaging
         kernels of unit sum per output channel, times 1/2; b = 0; w = init_scale."""
-        sw, sv = self.weight_scale, self.hidden_scale
-        gen = torch.Generator().manual_seed(int(seed))
         parts = []
-        for key, sh in self._layout:
+        for key, sh in self.layout:
             if key == "W":
-                k = torch.randn(sh, generator=gen, dtype=torch.float64)
-                k = k - k.mean(dim=(1, 2, 3), keepdim=True)
-                k = k / k.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-                parts.append(k.flatten() / sw)
+                parts.append(random_filters(sh, gen, True) / self.weight_scale)
             elif key == "V":
                 k = torch.rand(sh, generator=gen, dtype=torch.float64)
                 k = 0.5 * k / k.sum(dim=(1, 2, 3), keepdim=True)
-                parts.append(k.flatten() / sv)
+                parts.append(k / self.hidden_scale)
             elif key == "b":
                 parts.append(torch.zeros(sh, dtype=torch.float64))
             else:
                 log_w = math.log(self.init_scale)
                 parts.append(torch.full(sh, log_w, dtype=torch.float64))
-        return torch.cat(parts).to(device=device, dtype=dtype)
+        return parts
 
     def project(self, theta):
         """Clamp the hidden weights V_l at 0 (projection onto V_l >= 0)."""
@@ -205,13 +184,6 @@ class ICNN(Regulariser):
             torch.exp(p["log_weights"]).view(1, -1, 1, 1),
         )
 
-    def _conv(self, x, k):
-        return F.conv2d(x, k, padding=self.kernel_size // 2)
-
-    def _conv_t(self, u, k):
-        adjoint = k.flip(-1, -2).transpose(0, 1).contiguous()
-        return F.conv2d(u, adjoint, padding=self.kernel_size // 2)
-
     def _act(self, u):
         beta = self.smoothing
         return beta * F.softplus(u / beta)
@@ -221,10 +193,10 @@ class ICNN(Regulariser):
 
         Every W_l acts on x, so the L convolutions are one (with L H outputs).
         """
-        ux = torch.split(self._conv(x, w_all) + b_all, self.n_filters, dim=1)
+        ux = torch.split(correlate(x, w_all) + b_all, self.n_filters, dim=1)
         us = [ux[0]]
         for l in range(1, self.n_layers):
-            us.append(ux[l] + self._conv(self._act(us[-1]), Vs[l - 1]))
+            us.append(ux[l] + correlate(self._act(us[-1]), Vs[l - 1]))
         return us
 
     def value(self, x, theta):
@@ -242,14 +214,14 @@ class ICNN(Regulariser):
         es[-1] = w * dsig[-1]
         vte = [None] * self.n_layers  # V_l^T e_(l+1), for l < L
         for l in range(self.n_layers - 2, -1, -1):
-            vte[l] = self._conv_t(es[l + 1], Vs[l])
+            vte[l] = correlate_t(es[l + 1], Vs[l])
             es[l] = dsig[l] * vte[l]
         return w_all, Vs, w, dsig, es, vte
 
     def grad(self, x, theta):
         # sum_l W_l^T e_l as one transposed convolution of the stacked e_l
         w_all, _, _, _, es, _ = self._backward(x, theta)
-        return self._conv_t(torch.cat(es, dim=1), w_all)
+        return correlate_t(torch.cat(es, dim=1), w_all)
 
     def hessian(self, x, theta):
         w_all, Vs, w, dsig, _, vte = self._backward(x, theta)
@@ -264,15 +236,15 @@ class ICNN(Regulariser):
         def apply(v, rows=None):
             ds = dsig if rows is None else [d[rows] for d in dsig]
             cs = curv if rows is None else [c[rows] for c in curv]
-            dv = torch.split(self._conv(v, w_all), h, dim=1)  # W_l v, all l
+            dv = torch.split(correlate(v, w_all), h, dim=1)  # W_l v, all l
             du = [dv[0]]
             for l in range(1, n_layers):
-                du.append(dv[l] + self._conv(ds[l - 1] * du[l - 1], Vs[l - 1]))
+                du.append(dv[l] + correlate(ds[l - 1] * du[l - 1], Vs[l - 1]))
             de = [None] * n_layers
             de[-1] = cs[-1] * du[-1]
             for l in range(n_layers - 2, -1, -1):
-                de[l] = cs[l] * du[l] + ds[l] * self._conv_t(de[l + 1], Vs[l])
-            return self._conv_t(torch.cat(de, dim=1), w_all)
+                de[l] = cs[l] * du[l] + ds[l] * correlate_t(de[l + 1], Vs[l])
+            return correlate_t(torch.cat(de, dim=1), w_all)
 
         return HessianOperator(apply)
 

@@ -1,4 +1,4 @@
-"""Smoothed isotropic total variation (``ALGORITHMS.md`` section 2).
+"""Smoothed isotropic total variation (``docs/maths.md`` section 2).
 
 The classical one-parameter baseline (Rudin, Osher, Fatemi 1992), smoothed so
 that its Hessian exists, with a learnable strength and smoothing (two scalars),
@@ -11,11 +11,8 @@ the comparison regularisers of Salehi et al., arXiv 2511.06774):
 where D x_c = (D_h x_c, D_v x_c) are forward differences of channel c with
 Neumann boundary (the difference leaving the image is 0). Colour channels are
 regularised separately (channel-wise isotropic TV). The fixed factor s
-(``log_scale``, default 3) makes ISGD's default step (100) act like a step of
-100 s^2 on (log lambda, log eps): the upper-level loss is nearly flat along
-log lambda at the initial theta (a line search finds the best step above 1000
-on both denoising and inpainting), and with s = 1 the default step left
-inpainting far from its optimum after a cost of 15000.
+(``log_scale``, default 3) makes a step of size t on theta act like a step of
+t s^2 on (log lambda, log eps) (why: ``docs/regularisers.md``).
 
 With g = (D x_c)_p in R^2 and r = sqrt(|g|^2 + eps^2), the pixel term
 h(g) = r - eps has
@@ -29,8 +26,7 @@ so
     ||Hess_x R|| <= lambda ||D||^2 / eps <= 8 lambda / eps,
 
 using ||D||^2 = ||D_h^T D_h + D_v^T D_v|| <= ||D_h||^2 + ||D_v||^2 <= 4 + 4
-(each one-dimensional difference has norm <= 2). The bound is tight as the
-image grows (a checkerboard at a flat point, where g = 0).
+(``docs/regularisers.md``).
 
 Everything is analytic; the Hessian operator caches 1/r and g / r^(3/2), so a
 product costs two difference passes. D and D^T are written with ``F.pad``
@@ -44,7 +40,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import HessianOperator, Regulariser
+from .base import HessianOperator, Regulariser, check_positive
 
 #: ||D||^2 <= 8 for 2D forward differences with Neumann boundary.
 DIFF_NORM_SQ = 8.0
@@ -104,39 +100,28 @@ class SmoothedTV(Regulariser):
         log_scale=3.0,
     ):
         super().__init__(n_channels)
-        if not init_weight > 0 or not init_smoothing > 0:
-            raise ValueError(
-                "init_weight and init_smoothing must be > 0, got "
-                f"{init_weight!r} and {init_smoothing!r}"
-            )
-        if not log_scale > 0:
-            raise ValueError(f"log_scale must be > 0, got {log_scale!r}")
+        check_positive(
+            init_weight=init_weight, init_smoothing=init_smoothing, log_scale=log_scale
+        )
         self.log_scale = float(log_scale)
         self.init_log_weight = math.log(init_weight)
         self.init_log_smoothing = math.log(init_smoothing)
-
-    @property
-    def n_params(self):
-        return 2
+        self.layout = [("a", (1,)), ("b", (1,))]
 
     # -- parameters -------------------------------------------------------
     def unpack(self, theta):
         """Views ``a`` (1,), ``b`` (1,); ``strength``, ``smoothing`` (computed)."""
-        a, b = theta[0:1], theta[1:2]
-        return {
-            "a": a,
-            "b": b,
-            "strength": torch.exp(self.log_scale * a),
-            "smoothing": torch.exp(self.log_scale * b),
-        }
+        views = super().unpack(theta)
+        views["strength"] = torch.exp(self.log_scale * views["a"])
+        views["smoothing"] = torch.exp(self.log_scale * views["b"])
+        return views
 
-    def init_theta(self, seed, dtype=torch.float32, device="cpu"):
-        """Deterministic [log(init_weight), log(init_smoothing)] / s (seed unused)."""
-        theta = torch.tensor(
-            [self.init_log_weight, self.init_log_smoothing], dtype=torch.float64
-        )
-        theta = theta / self.log_scale
-        return theta.to(device=device, dtype=dtype)
+    def initial_views(self, gen):
+        """Deterministic log(init_weight) / s and log(init_smoothing) / s."""
+        return [
+            torch.tensor([value], dtype=torch.float64) / self.log_scale
+            for value in (self.init_log_weight, self.init_log_smoothing)
+        ]
 
     # -- maths in x -------------------------------------------------------
     def _parts(self, theta):
