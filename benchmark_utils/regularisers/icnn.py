@@ -33,16 +33,10 @@ product costs one forward and one backward pass of convolutions. All the W_l
 act on x, so they are applied as one convolution with L H output channels,
 and sum_l W_(l-1)^T (.) as one transposed convolution.
 
-Lipschitz bound (no power iteration):
-||Hess|| <= sum_l ||diag(sqrt(cbar_l)) J_l||^2 with channel-wise bounds
-cbar_l >= c_l obtained from the weights
-(ebar_L = w, cbar_L = w / (4 beta); tbar_l = S_l^T ebar_(l+1) with
-S_l[o, m] = sum of the taps of V_l[o, m] >= 0, cbar_l = tbar_l / (4 beta),
-ebar_l = tbar_l) and the triangle inequality
-||D J_l|| <= ||D V_(l-1)|| ||J_(l-1)|| + ||D W_(l-1)||; each convolution norm
-of a W_l is bounded by :func:`~.convolution.gram_norm_bound`; for V_l >= 0,
-|V_l(omega)| <= V_l(0) entrywise, so ||D V_l|| is exactly the spectral norm of
-D times the matrix of tap sums (``docs/regularisers.md``).
+Lipschitz bound (no power iteration): ||Hess|| <= sum_l ||diag(sqrt(cbar_l)) J_l||^2
+with channel-wise bounds cbar_l >= c_l computed from the weights, each term
+bounded by :func:`~.convolution.gram_norm_bound` and the triangle inequality
+(proof sketch: ``docs/regularisers.md``).
 """
 
 from __future__ import annotations
