@@ -25,6 +25,8 @@ import pandas as pd
 from benchopt import BasePlot
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from benchmark_utils.plot_utils import select
+
 # Name shown in the dropdown -> column of the result dataframe.
 X_COLUMNS = {
     "cost": "objective_cost",
@@ -131,8 +133,6 @@ def diverged_tag(df_solver):
     (largest ``stop_val``). Returns ``""``, ``" (diverged)"`` (all of them) or
     ``" (diverged k/n reps)"``.
     """
-    if "objective_diverged" not in df_solver.columns:
-        return ""
     n_div = n_rep = 0
     for _, df_rep in df_solver.groupby("idx_rep", sort=True):
         last = df_rep.sort_values("stop_val", kind="stable").iloc[-1]
@@ -174,12 +174,10 @@ class Plot(BasePlot):
     }
 
     def plot(self, df, dataset, objective, x_axis, y_axis):
-        df = df[(df["dataset_name"] == dataset) & (df["objective_name"] == objective)]
+        df = select(df, dataset, objective)
         x_col, y_col = X_COLUMNS[x_axis], f"objective_{y_axis}"
-        if x_col not in df.columns or y_col not in df.columns:
+        if y_col not in df.columns:
             return []
-        if "idx_rep" not in df.columns:
-            df = df.assign(idx_rep=0)
 
         traces = []
         for solver, df_solver in df.groupby("solver_name", sort=True):
@@ -207,12 +205,7 @@ class Plot(BasePlot):
 
     def get_metadata(self, df, dataset, objective, x_axis, y_axis):
         ylabel = Y_LABELS.get(y_axis, y_axis)
-        n_rep = 1
-        if "idx_rep" in df.columns:
-            sub = df[
-                (df["dataset_name"] == dataset) & (df["objective_name"] == objective)
-            ]
-            n_rep = max(int(sub["idx_rep"].nunique()), 1)
+        n_rep = max(int(select(df, dataset, objective)["idx_rep"].nunique()), 1)
         band = (
             f"\nmedian, {QUANTILES[0]:.0%}-{QUANTILES[1]:.0%} band over "
             f"{n_rep} repetitions"
