@@ -20,12 +20,11 @@ stopped and kept its last finite theta) is marked in the legend:
 solver name.
 """
 
-import numpy as np
 import pandas as pd
 from benchopt import BasePlot
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from benchmark_utils.plot_utils import select
+from benchmark_utils.plot_utils import QUANTILES, aggregate, one_curve, select
 
 # Name shown in the dropdown -> column of the result dataframe.
 X_COLUMNS = {
@@ -48,8 +47,6 @@ Y_LABELS = {
     "value": "Train upper-level loss (MSE)",
     "mse_test": "Test MSE",
 }
-QUANTILES = (0.2, 0.8)
-MAX_POINTS = 300
 
 
 def y_options(df):
@@ -70,60 +67,6 @@ def y_options(df):
     keys = first + sorted(k for k in keys if k not in first)
     # An option must offer at least one value for the page to work.
     return keys or ["value"]
-
-
-def _as_float(values):
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
-
-
-def _one_curve(df_rep, x_col, y_col):
-    """Finite (x, y) points of one repetition, sorted by x, unique x."""
-    df_rep = df_rep.sort_values("stop_val", kind="stable")
-    x = _as_float(df_rep[x_col])
-    y = _as_float(df_rep[y_col])
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if x.size == 0:
-        return None
-    order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
-    # Keep the last value reached at a given x (e.g. several evaluations at
-    # the same cost).
-    last = np.r_[x[1:] != x[:-1], True]
-    return x[last], y[last]
-
-
-def _thin(n, max_points=MAX_POINTS):
-    """Indices of at most max_points points out of n, ends included."""
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
-
-
-def aggregate(curves, quantiles=QUANTILES):
-    """Median and quantile band of curves given as a list of (x, y).
-
-    Returns x, median, low, high (low and high are None for a single curve).
-    """
-    if len(curves) == 1:
-        x, y = curves[0]
-        idx = _thin(x.size)
-        return x[idx], y[idx], None, None
-    grid = np.unique(np.concatenate([x for x, _ in curves]))
-    values = np.full((len(curves), grid.size), np.nan)
-    for i, (x, y) in enumerate(curves):
-        inside = (grid >= x[0]) & (grid <= x[-1])
-        values[i, inside] = np.interp(grid[inside], x, y)
-    count = np.isfinite(values).sum(axis=0)
-    keep = count >= int(np.ceil(len(curves) / 2))
-    grid, values = grid[keep], values[:, keep]
-    if grid.size == 0:
-        return grid, grid, None, None
-    idx = _thin(grid.size)
-    grid, values = grid[idx], values[:, idx]
-    median = np.nanmedian(values, axis=0)
-    low, high = np.nanquantile(values, quantiles, axis=0)
-    return grid, median, low, high
 
 
 def diverged_tag(df_solver):
@@ -183,7 +126,7 @@ class Plot(BasePlot):
         for solver, df_solver in df.groupby("solver_name", sort=True):
             curves = []
             for _, df_rep in df_solver.groupby("idx_rep", sort=True):
-                curve = _one_curve(df_rep, x_col, y_col)
+                curve = one_curve(df_rep, x_col, y_col)
                 if curve is not None:
                     curves.append(curve)
             if not curves:
