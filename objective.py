@@ -58,7 +58,13 @@ class Objective(BaseObjective):
     name = "Bilevel imaging"
     url = "https://github.com/benchopt/benchmark_bilevel_imaging"
     min_benchopt_version = "1.10"
-    requirements = []
+    requirements = [
+        "pip::torch==2.14.1",
+        "pip::torchvision==0.29.1",
+        "pip::deepinv==0.5.0",
+        "pip::scikit-image==0.26.0",
+        "pip::pillow==13.0.0",
+    ]
 
     sampling_strategy = "callback"
     # Noisy stochastic curves must not be cut by benchopt's patience rule:

@@ -37,7 +37,7 @@ class BilevelSolver(BaseSolver):
     """Shared machinery of the bilevel solvers (see module docstring)."""
 
     sampling_strategy = "callback"
-    requirements = []
+    requirements = ["pip::torch==2.14.1"]
 
     # -- to override ------------------------------------------------------
     def check_parameters(self):

@@ -105,7 +105,13 @@ class TaskDataset(BaseDataset):
     the noise and patches are frozen (ALGORITHMS.md section 1).
     """
 
-    requirements = []
+    requirements = [
+        "pip::torch==2.14.1",
+        "pip::torchvision==0.29.1",
+        "pip::deepinv==0.5.0",
+        "pip::scikit-image==0.26.0",
+        "pip::pillow==13.0.0",
+    ]
 
     def get_data(self):
         physics = {

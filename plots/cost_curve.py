@@ -20,10 +20,11 @@ stopped and kept its last finite theta) is marked in the legend:
 solver name.
 """
 
-import numpy as np
 import pandas as pd
 from benchopt import BasePlot
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from benchmark_utils.plot_utils import QUANTILES, aggregate, one_curve, select
 
 # Name shown in the dropdown -> column of the result dataframe.
 X_COLUMNS = {
@@ -46,8 +47,6 @@ Y_LABELS = {
     "value": "Train upper-level loss (MSE)",
     "mse_test": "Test MSE",
 }
-QUANTILES = (0.2, 0.8)
-MAX_POINTS = 300
 
 
 def y_options(df):
@@ -70,60 +69,6 @@ def y_options(df):
     return keys or ["value"]
 
 
-def _as_float(values):
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
-
-
-def _one_curve(df_rep, x_col, y_col):
-    """Finite (x, y) points of one repetition, sorted by x, unique x."""
-    df_rep = df_rep.sort_values("stop_val", kind="stable")
-    x = _as_float(df_rep[x_col])
-    y = _as_float(df_rep[y_col])
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if x.size == 0:
-        return None
-    order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
-    # Keep the last value reached at a given x (e.g. several evaluations at
-    # the same cost).
-    last = np.r_[x[1:] != x[:-1], True]
-    return x[last], y[last]
-
-
-def _thin(n, max_points=MAX_POINTS):
-    """Indices of at most max_points points out of n, ends included."""
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
-
-
-def aggregate(curves, quantiles=QUANTILES):
-    """Median and quantile band of curves given as a list of (x, y).
-
-    Returns x, median, low, high (low and high are None for a single curve).
-    """
-    if len(curves) == 1:
-        x, y = curves[0]
-        idx = _thin(x.size)
-        return x[idx], y[idx], None, None
-    grid = np.unique(np.concatenate([x for x, _ in curves]))
-    values = np.full((len(curves), grid.size), np.nan)
-    for i, (x, y) in enumerate(curves):
-        inside = (grid >= x[0]) & (grid <= x[-1])
-        values[i, inside] = np.interp(grid[inside], x, y)
-    count = np.isfinite(values).sum(axis=0)
-    keep = count >= int(np.ceil(len(curves) / 2))
-    grid, values = grid[keep], values[:, keep]
-    if grid.size == 0:
-        return grid, grid, None, None
-    idx = _thin(grid.size)
-    grid, values = grid[idx], values[:, idx]
-    median = np.nanmedian(values, axis=0)
-    low, high = np.nanquantile(values, quantiles, axis=0)
-    return grid, median, low, high
-
-
 def diverged_tag(df_solver):
     """Legend suffix for the repetitions of one solver that diverged.
 
@@ -131,8 +76,6 @@ def diverged_tag(df_solver):
     (largest ``stop_val``). Returns ``""``, ``" (diverged)"`` (all of them) or
     ``" (diverged k/n reps)"``.
     """
-    if "objective_diverged" not in df_solver.columns:
-        return ""
     n_div = n_rep = 0
     for _, df_rep in df_solver.groupby("idx_rep", sort=True):
         last = df_rep.sort_values("stop_val", kind="stable").iloc[-1]
@@ -174,18 +117,16 @@ class Plot(BasePlot):
     }
 
     def plot(self, df, dataset, objective, x_axis, y_axis):
-        df = df[(df["dataset_name"] == dataset) & (df["objective_name"] == objective)]
+        df = select(df, dataset, objective)
         x_col, y_col = X_COLUMNS[x_axis], f"objective_{y_axis}"
-        if x_col not in df.columns or y_col not in df.columns:
+        if y_col not in df.columns:
             return []
-        if "idx_rep" not in df.columns:
-            df = df.assign(idx_rep=0)
 
         traces = []
         for solver, df_solver in df.groupby("solver_name", sort=True):
             curves = []
             for _, df_rep in df_solver.groupby("idx_rep", sort=True):
-                curve = _one_curve(df_rep, x_col, y_col)
+                curve = one_curve(df_rep, x_col, y_col)
                 if curve is not None:
                     curves.append(curve)
             if not curves:
@@ -207,12 +148,7 @@ class Plot(BasePlot):
 
     def get_metadata(self, df, dataset, objective, x_axis, y_axis):
         ylabel = Y_LABELS.get(y_axis, y_axis)
-        n_rep = 1
-        if "idx_rep" in df.columns:
-            sub = df[
-                (df["dataset_name"] == dataset) & (df["objective_name"] == objective)
-            ]
-            n_rep = max(int(sub["idx_rep"].nunique()), 1)
+        n_rep = max(int(select(df, dataset, objective)["idx_rep"].nunique()), 1)
         band = (
             f"\nmedian, {QUANTILES[0]:.0%}-{QUANTILES[1]:.0%} band over "
             f"{n_rep} repetitions"

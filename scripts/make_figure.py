@@ -2,7 +2,8 @@
 
 Reads a benchopt result file and draws, per dataset, the median over
 repetitions of each solver's test PSNR and training loss against the cost in
-lower-level gradient evaluations (``cost = ll_grad + hvp``, per image).
+lower-level gradient evaluations (``cost = ll_grad + hvp``, per image; the
+same median as the report's ``cost_curve`` plot).
 
 Usage::
 
@@ -17,14 +18,18 @@ from __future__ import annotations
 
 import argparse
 import re
-import warnings
+import sys
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark_utils.plot_utils import aggregate, one_curve  # noqa: E402
 
 PANELS = (
     ("objective_psnr_test", "test PSNR [dB]", "linear"),
@@ -40,22 +45,6 @@ def short_name(solver):
         if re.match(r"^(q|optimizer|descent_test|schedule)=", item):
             keep.append(item)
     return name + (f"[{','.join(keep)}]" if keep else "")
-
-
-def median_curve(runs, column, grid):
-    """Median over repetitions of ``column`` interpolated on the cost grid."""
-    values = []
-    for _, run in runs.groupby("idx_rep"):
-        run = run.sort_values("stop_val")
-        cost = run["objective_cost"].to_numpy(float)
-        y = run[column].to_numpy(float)
-        inside = grid <= cost.max()
-        curve = np.full(grid.shape, np.nan)
-        curve[inside] = np.interp(grid[inside], cost, y)
-        values.append(curve)
-    with warnings.catch_warnings():  # beyond the last point of every run
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(np.vstack(values), axis=0)
 
 
 def main(argv=None):
@@ -76,13 +65,17 @@ def main(argv=None):
     )
     for j, dataset in enumerate(datasets):
         sub = df[df["dataset_name"] == dataset]
-        grid = np.linspace(0, sub["objective_cost"].max(), 200)
         for solver, runs in sub.groupby("solver_name"):
             diverged = bool(runs["objective_diverged"].max())
             label = short_name(solver) + (" (diverged)" if diverged else "")
             for i, (col, ylabel, scale) in enumerate(PANELS):
                 ax = axes[i, j]
-                ax.plot(grid, median_curve(runs, col, grid), label=label)
+                curves = [
+                    one_curve(rep, "objective_cost", col)
+                    for _, rep in runs.groupby("idx_rep")
+                ]
+                x, median, _, _ = aggregate([c for c in curves if c is not None])
+                ax.plot(x, median, label=label)
                 ax.set_yscale(scale)
                 ax.set_ylabel(ylabel)
                 ax.grid(alpha=0.3)

@@ -1,58 +1,41 @@
-"""End-to-end: benchopt's CLI on a tiny problem, and bad parameters.
+"""End-to-end: benchopt's CLI on a tiny problem, and the report's plots.
 
 The run goes through ``benchopt run`` in a subprocess exactly as a user would,
-then the parquet is checked: cost columns exist, cost increases along each
-curve, and ISGD improves test PSNR over the initial theta.
+then the result file is checked: cost columns exist, cost increases along
+each curve, ISGD improves test PSNR over the initial theta, and every plot of
+``plots/`` builds from it with the expected content.
 """
 
 import subprocess
 import sys
 
-import pandas as pd
+import numpy as np
 import pytest
+from benchopt.results import read_results
 
-from tests.bench_helpers import ROOT, get_dataset, setup_run
+from tests.bench_helpers import ROOT, benchmark
 
 TINY_DATA = "denoising[n_train=6,n_test=3,patch_size=24]"
-TINY_OBJ = "Bilevel imaging[budget=4000,n_checkpoints=6,n_filters=4]"
+N_FILTERS = 4
+TINY_OBJ = f"Bilevel imaging[budget=4000,n_checkpoints=6,n_filters={N_FILTERS}]"
+SOLVERS = "ISGD[q=[0,0.5],batch_size=2]"
 
 
-def run_benchopt(args, tmp_path, name="run"):
-    """Run ``benchopt run`` on this benchmark; return the result dataframe."""
-    out = tmp_path / f"{name}.parquet"
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchopt",
-        "run",
-        str(ROOT),
-        "--no-plot",
-        "--no-cache",
-        "--output",
-        str(out),
-        *args,
-    ]
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Results of ``benchopt run`` on two ISGD variants (``final_results`` read)."""
+    out = tmp_path_factory.mktemp("tiny") / "run.parquet"
+    cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT), "--no-plot"]
+    cmd += ["--no-cache", "--output", str(out), "-d", TINY_DATA, "-s", SOLVERS]
+    cmd += ["-o", TINY_OBJ, "-n", "20", "--seed", "3"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return pd.read_parquet(out)
+    return read_results(out)
 
 
-def test_tiny_end_to_end_run(tmp_path):
-    df = run_benchopt(
-        [
-            "-d",
-            TINY_DATA,
-            "-s",
-            "ISGD[q=[0,0.5],batch_size=2]",
-            "-o",
-            TINY_OBJ,
-            "-n",
-            "20",
-            "--seed",
-            "3",
-        ],
-        tmp_path,
-    )
+@pytest.mark.slow
+def test_tiny_end_to_end_run(tiny_run):
+    df = tiny_run
     for col in ("cost", "ll_grad", "hvp", "jvp", "ul_grad", "n_outer", "diverged"):
         assert f"objective_{col}" in df.columns
     assert set(df["solver_name"].str.contains("q=0.5")) == {True, False}
@@ -68,52 +51,30 @@ def test_tiny_end_to_end_run(tmp_path):
         assert (curve["objective_diverged"] == 0).all()
 
 
-@pytest.mark.parametrize(
-    "dataset_params,match",
-    [
-        ({"name": "denoising", "noise_level": -1.0}, "noise_level"),
-        ({"name": "denoising", "patch_size": 5000}, "patch"),
-        ({"name": "denoising", "source": "nope"}, "source"),
-        ({"name": "denoising", "n_train": 0}, "n_train"),
-        ({"name": "denoising", "source": "folder"}, "folder"),
-        ({"name": "deblurring", "kernel_size": 4}, "kernel_size"),
-        ({"name": "deblurring", "blur_sigma": -1.0}, "blur_sigma"),
-    ],
-)
-def test_bad_dataset_parameters(dataset_params, match):
-    params = dict(dataset_params)
-    dataset = get_dataset(params.pop("name"), **params)
-    with pytest.raises(ValueError, match=match):
-        dataset.get_data()
+@pytest.mark.slow
+def test_plots_build_from_a_run(tiny_run):
+    df = tiny_run
+    plots = {p.name: p for p in benchmark().get_plots()}
+    (dataset,) = df["dataset_name"].unique()
+    (objective,) = df["objective_name"].unique()
+    solvers = sorted(df["solver_name"].unique())
 
+    traces = plots["cost_curve"].plot(df, dataset, objective, "cost", "psnr_test")
+    assert sorted(t["label"] for t in traces) == solvers
+    for trace in traces:
+        assert trace["x"][0] == 0 and np.all(np.diff(trace["x"]) > 0)
 
-SMALL_DATA = {"n_train": 4, "n_test": 2, "patch_size": 16}
+    items = plots["reconstructions"].plot(df, dataset, objective, 0)
+    # clean, measured, then one reconstruction per solver
+    assert len(items) == 2 + len(solvers)
+    clean = items[0]["image"]
+    assert clean.shape == (24, 24) and 0 <= clean.min() and clean.max() <= 1
+    psnrs = [float(it["label"].split("PSNR ")[1].split()[0]) for it in items[1:]]
+    assert all(p > psnrs[0] for p in psnrs[1:]), "recon should beat the noisy one"
 
-
-@pytest.mark.parametrize(
-    "solver_params,match",
-    [
-        ({"batch_size": 5}, "batch_size"),
-        ({"optimizer": "lbfgs"}, "optimizer"),
-        ({"step_size": -1.0}, "step_size"),
-        ({"schedule": "cosine"}, "schedule"),
-    ],
-)
-def test_bad_isgd_parameters(solver_params, match):
-    with pytest.raises(ValueError, match=match):
-        setup_run("ISGD", solver_params, dataset_params=SMALL_DATA)
-
-
-@pytest.mark.parametrize(
-    "objective_params,match",
-    [
-        ({"mu": -1.0}, "mu"),
-        ({"budget": 0}, "budget"),
-        ({"regulariser": "nope"}, "regulariser"),
-        ({"n_filters": 0}, "n_filters"),
-        ({"device": "tpu"}, "device"),
-    ],
-)
-def test_bad_objective_parameters(objective_params, match):
-    with pytest.raises(ValueError, match=match):
-        setup_run("ISGD", dataset_params=SMALL_DATA, objective_params=objective_params)
+    items = plots["learned_filters"].plot(df, dataset, objective, solvers[0])
+    assert len(items) == N_FILTERS
+    weights = [float(it["label"].split("w=")[1]) for it in items]
+    assert weights == sorted(weights, reverse=True)
+    assert all(it["image"].shape == (5, 5) for it in items)
+    assert all(0 <= it["image"].min() and it["image"].max() <= 1 for it in items)

@@ -45,6 +45,7 @@ GRID = [
 ]
 
 
+@pytest.mark.slow
 def test_dask_run_equals_sequential_run(tmp_path):
     distributed = pytest.importorskip("distributed")
     config = yaml.safe_load(DASK_CONFIG.read_text())

@@ -25,6 +25,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from tests.bench_helpers import ROOT
 from tests.test_rel_runs import DATA, cli_run
@@ -96,6 +97,7 @@ def cached_cells(bench):
     return out
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_cache(tmp_path):
     bench = tmp_path / "bench"
     bench.mkdir()
