@@ -233,12 +233,17 @@ class Objective(BaseObjective):
         )
 
     # -- evaluation ---------------------------------------------------------
-    def _solve(self, which, theta):
-        """Accurate lower-level solutions on the train or test images."""
+    def _metrics(self, which, theta):
+        """MSE and PSNR of accurate lower-level solutions on the train or test set.
+
+        The images are solved and scored by chunks of ``EVAL_CHUNK``, so the
+        evaluation's temporaries do not grow with the number of images; only
+        its warm starts do (``docs/memory.md``).
+        """
         oracles = self._eval[which]
         memory = self._memory.setdefault(which, ImageMemory(oracles))
         tol = self._eval_tol * math.sqrt(oracles.n_pixels)
-        n_cap = 0
+        n_cap, mse, psnr = 0, [], []
         for start in range(0, oracles.n_images, EVAL_CHUNK):
             idx = torch.arange(
                 start, min(start + EVAL_CHUNK, oracles.n_images), device=self.dev
@@ -250,14 +255,11 @@ class Objective(BaseObjective):
                 )
             n_cap += res.hit_cap
             memory.set_x(idx, res.x)
-        return memory.x, n_cap
-
-    def _metrics(self, which, theta):
-        x, n_cap = self._solve(which, theta)
-        clean = self._eval[which].x_clean
-        mse = (x - clean).flatten(1).pow(2).mean(dim=1)
-        psnr = self._psnr(x.clamp(0, 1), clean)
-        return float(mse.mean()), float(psnr.mean()), n_cap, x
+            clean = oracles.x_clean[idx]
+            mse.append((res.x - clean).flatten(1).pow(2).mean(dim=1))
+            psnr.append(self._psnr(res.x.clamp(0, 1), clean))
+        mse, psnr = torch.cat(mse), torch.cat(psnr)
+        return float(mse.mean()), float(psnr.mean()), n_cap, memory.x
 
     def evaluate_result(self, theta, n_outer, diverged, info, **counters):
         if n_outer == 0:

@@ -145,7 +145,10 @@ class Meter:
         heads += ["+RSS after [MiB]", "+peak RSS [MiB]"]
         if self.cuda:
             heads += ["+CUDA alloc [MiB]", "+CUDA peak [MiB]"]
-        lines = ["| " + " | ".join(heads) + " |", "|---" + "|---:" * (len(heads) - 1)]
+        lines = [
+            "| " + " | ".join(heads) + " |",
+            "|---" + "|---:" * (len(heads) - 1) + "|",
+        ]
         for row in self.rows:
             cells = [row["stage"], f"{row['seconds']:.2f}", f"{row['tensors']:.1f}"]
             cells.append(f"{row['tensors'] * MIB / n_images / 1024:.1f}")
