@@ -5,9 +5,10 @@ One table per component (datasets, objective, each solver). A row is
 with ``param=value`` (and the other parameters in ``extra``) must raise a
 one-line ``ValueError`` whose message names ``param`` and matches the regular
 expression ``allowed`` (its allowed range).
-Datasets validate in ``get_data``, the objective in ``set_data``, solvers in
-``set_objective`` (``BilevelSolver.check_parameters``), i.e. before any cost
-is spent.
+Datasets validate in ``get_data``, the objective in ``set_data`` (which
+keeps the error; ``get_objective`` raises it, inside benchopt's cell, see
+``docs/cli.md``), solvers in ``set_objective``
+(``BilevelSolver.check_parameters``), i.e. before any cost is spent.
 
 Rows with ``gap=...`` document inputs that are NOT validated yet (the text
 is today's behaviour). They run as strict xfails: when the validation is
@@ -20,7 +21,9 @@ the CLI turns ``inf``, ``nan`` and any other word into the *string* "inf",
 
 What a bad cell does inside a ``benchopt run`` grid (status "error", the
 one-line message in the log, the other cells unaffected) is tested in
-``test_rel_runs.py``.
+``test_rel_runs.py`` for a solver and at the end of this file for an
+objective (``slow``), with the ``device`` spellings that benchopt's ``-o``
+parser accepts.
 """
 
 import os
