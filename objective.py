@@ -75,8 +75,8 @@ def check_device(device, owner=""):
 
     ``'auto'`` (CUDA when available, else the CPU), ``'cpu'``, ``'cuda'`` or
     ``'cuda:N'``. benchopt's ``-o`` parser reads an unquoted ``cuda:0`` as a
-    dict entry (a ``SyntaxError``), so ``cuda-N`` is accepted as an alias and
-    ``device='cuda:0'`` (inner quotes) works too (docs/cli.md).
+    dict entry and refuses it ("Invalid name"), so ``cuda-N`` is accepted as
+    an alias; ``device='cuda:0'`` (inner quotes) works too (docs/cli.md).
     """
     prefix = f"{owner}: " if owner else ""
     name = device if isinstance(device, str) else ""
