@@ -16,6 +16,7 @@ own oracles, whose calls are never counted as solver cost.
 
 import hashlib
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -34,6 +35,74 @@ from benchmark_utils.validation import check_choice, check_int, check_real
 
 EVAL_CHUNK = 64
 N_IMAGES_SHOWN = 4
+# Parameter ranges (docs/cli.md). The budget counts lower-level gradients per
+# image: 10^9 is ~2,500 times the largest study config (400,000) and keeps the
+# cost grid in int64. eval_tol bounds the RMS lower-level gradient of the
+# evaluation (docs/maths.md section 4): above 1e-3 some regularisers' initial
+# point A^T y already meets it (the metrics never move); below 1e-5 the
+# float32 FoE solves stall at their iteration cap.
+MAX_BUDGET = 10**9
+EVAL_TOL = (1e-5, 1e-3)
+DEVICES = "'auto', 'cpu' or 'cuda[:N]' (also spelt cuda-N)"
+
+
+def check_mu(mu, forward, task, owner=""):
+    """Return ``mu`` as a float in ``[0, ||A||^2]`` that makes E_i strongly convex.
+
+    mu is the ridge term of the lower level (``docs/maths.md`` section 1): the
+    strong-convexity modulus is lambda_min(A^T A) + mu, so mu > 0 is needed
+    when A has a kernel (deblurring, inpainting); above ||A||^2, the largest
+    curvature of the data term, the ridge outweighs the data everywhere.
+    """
+    try:
+        mu = check_real(mu, "mu", low=0, high=forward.norm_sq, owner=owner)
+    except ValueError as err:
+        raise ValueError(
+            f"{err} (||A||^2 of the {task} operator: a larger ridge outweighs "
+            "the data term)"
+        ) from None
+    if forward.lambda_min + mu <= 0:
+        raise ValueError(
+            f"the {task} lower level needs mu > 0 to be strongly convex "
+            f"(lambda_min(A^T A) = 0); got mu={mu!r}. Pass e.g. "
+            '-o "Bilevel imaging[mu=0.001]"'
+        )
+    return mu
+
+
+def check_device(device, owner=""):
+    """The torch device named by the ``device`` parameter.
+
+    ``'auto'`` (CUDA when available, else the CPU), ``'cpu'``, ``'cuda'`` or
+    ``'cuda:N'``. benchopt's ``-o`` parser reads an unquoted ``cuda:0`` as a
+    dict entry and refuses it ("Invalid name"), so ``cuda-N`` is accepted as
+    an alias; ``device='cuda:0'`` (inner quotes) works too (docs/cli.md).
+    """
+    prefix = f"{owner}: " if owner else ""
+    name = device if isinstance(device, str) else ""
+    index = re.fullmatch(r"cuda[:-](\d+)", name)
+    if name not in ("auto", "cpu", "cuda") and index is None:
+        raise ValueError(
+            f"{prefix}parameter device={device!r} is invalid; allowed: {DEVICES}; "
+            f"quote the colon on the command line: -o \"{owner}[device='cuda:0']\""
+        )
+    if name == "auto":
+        return pick_device("auto")
+    if name != "cpu" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{prefix}parameter device={device!r} asks for CUDA, which is not "
+            "available on this machine; allowed here: 'cpu' or 'auto' (which "
+            "falls back to the CPU)"
+        )
+    if index is not None:
+        n_gpus = torch.cuda.device_count()
+        if int(index[1]) >= n_gpus:
+            raise ValueError(
+                f"{prefix}parameter device={device!r} is invalid; allowed: "
+                f"cuda:0 to cuda:{n_gpus - 1} on this machine"
+            )
+        name = f"cuda:{index[1]}"
+    return pick_device(name)
 
 
 def _utils_digest():
@@ -89,27 +158,37 @@ class Objective(BaseObjective):
     }
 
     def set_data(self, x_train, y_train, x_test, y_test, forward, task):
+        """Validate the parameters and build the problem; never raises.
+
+        benchopt 1.10 calls ``set_data`` while it enumerates the cells
+        (``_generate_runs.get_solver_kwargs``), outside its per-cell error
+        handling, so an exception here would end the whole run and lose the
+        other cells' results. A failure is therefore kept and raised by
+        :meth:`get_objective`, which benchopt calls inside each cell: a bad
+        objective fails its own cells only, still before any cost is spent.
+        """
+        self._setup_error = None
+        try:
+            self._set_data(x_train, y_train, x_test, y_test, forward, task)
+        except Exception as err:  # raised again, per cell, by get_objective
+            self._setup_error = (err, err.__traceback__)
+
+    def _set_data(self, x_train, y_train, x_test, y_test, forward, task):
+        # validated values go to private names: benchopt refuses a run whose
+        # parameters set_data changed (e.g. budget=1.5 rounded to 1)
         own = self.name
         check_choice(self.regulariser, "regulariser", sorted(REGULARISERS), own)
-        self.n_filters = check_int(self.n_filters, "n_filters", 1, owner=own)
+        self._n_filters = check_int(self.n_filters, "n_filters", 1, owner=own)
         patch = min(x_train.shape[-2:])
-        self.kernel_size = check_int(self.kernel_size, "kernel_size", 1, patch, own)
-        self.mu = check_real(self.mu, "mu", low=0, owner=own)
-        self.budget = int(check_real(self.budget, "budget", 1, owner=own))
-        self.n_checkpoints = check_int(
+        self._kernel_size = check_int(self.kernel_size, "kernel_size", 1, patch, own)
+        self._mu = check_mu(self.mu, forward, task, own)
+        self._budget = check_int(self.budget, "budget", 1, MAX_BUDGET, own)
+        self._n_checkpoints = check_int(
             self.n_checkpoints, "n_checkpoints", 1, 1000, own
         )
-        self.eval_tol = check_real(
-            self.eval_tol, "eval_tol", 0, low_open=True, owner=own
-        )
-        if forward.lambda_min + self.mu <= 0:
-            raise ValueError(
-                f"the {task} lower level needs mu > 0 to be strongly convex "
-                f"(lambda_min(A^T A) = 0); got mu={self.mu!r}. Pass e.g. "
-                '-o "Bilevel imaging[mu=0.001]"'
-            )
+        self._eval_tol = check_real(self.eval_tol, "eval_tol", *EVAL_TOL, owner=own)
         self.task = task
-        self.dev = pick_device(self.device)
+        self.dev = check_device(self.device, own)
         fwd = forward.to(self.dev)
         to = {"device": self.dev}
         self.x_train, self.y_train = x_train.to(**to), y_train.to(**to)
@@ -118,17 +197,18 @@ class Objective(BaseObjective):
         self.reg = make_regulariser(
             self.regulariser,
             n_channels,
-            n_filters=self.n_filters,
-            kernel_size=self.kernel_size,
+            n_filters=self._n_filters,
+            kernel_size=self._kernel_size,
         )
         self.problem = BilevelProblem(
-            self.reg, fwd, self.x_train, self.y_train, self.mu
+            self.reg, fwd, self.x_train, self.y_train, self._mu
         )
-        self.checkpoints = cost_checkpoints(self.budget, self.n_checkpoints)
+        self.checkpoints = cost_checkpoints(self._budget, self._n_checkpoints)
         # evaluation oracles: their counters are never reported
+        mu = self._mu
         self._eval = {
-            "train": CountedOracles(self.reg, fwd, self.x_train, self.y_train, self.mu),
-            "test": CountedOracles(self.reg, fwd, self.x_test, self.y_test, self.mu),
+            "train": CountedOracles(self.reg, fwd, self.x_train, self.y_train, mu),
+            "test": CountedOracles(self.reg, fwd, self.x_test, self.y_test, mu),
         }
         self._memory = {}
         self._psnr = dinv.metric.PSNR(max_pixel=1.0)
@@ -144,24 +224,32 @@ class Objective(BaseObjective):
             )
 
     def get_objective(self):
+        if getattr(self, "_setup_error", None) is not None:
+            err, traceback = self._setup_error
+            raise err.with_traceback(traceback)
         seed = self.get_seed(use_repetition=False)
         oracles = self.problem.make_oracles()
         self.theta0 = oracles.init_theta(seed)
         return dict(
             problem=self.problem,
             theta0=self.theta0,
-            budget=self.budget,
+            budget=self._budget,
             checkpoints=self.checkpoints,
             device=self.dev,
         )
 
     # -- evaluation ---------------------------------------------------------
-    def _solve(self, which, theta):
-        """Accurate lower-level solutions on the train or test images."""
+    def _metrics(self, which, theta):
+        """MSE and PSNR of accurate lower-level solutions on the train or test set.
+
+        The images are solved and scored by chunks of ``EVAL_CHUNK``, so the
+        evaluation's temporaries do not grow with the number of images; only
+        its warm starts do (``docs/memory.md``).
+        """
         oracles = self._eval[which]
         memory = self._memory.setdefault(which, ImageMemory(oracles))
-        tol = self.eval_tol * math.sqrt(oracles.n_pixels)
-        n_cap = 0
+        tol = self._eval_tol * math.sqrt(oracles.n_pixels)
+        n_cap, mse, psnr = 0, [], []
         for start in range(0, oracles.n_images, EVAL_CHUNK):
             idx = torch.arange(
                 start, min(start + EVAL_CHUNK, oracles.n_images), device=self.dev
@@ -173,14 +261,11 @@ class Objective(BaseObjective):
                 )
             n_cap += res.hit_cap
             memory.set_x(idx, res.x)
-        return memory.x, n_cap
-
-    def _metrics(self, which, theta):
-        x, n_cap = self._solve(which, theta)
-        clean = self._eval[which].x_clean
-        mse = (x - clean).flatten(1).pow(2).mean(dim=1)
-        psnr = self._psnr(x.clamp(0, 1), clean)
-        return float(mse.mean()), float(psnr.mean()), n_cap, x
+            clean = oracles.x_clean[idx]
+            mse.append((res.x - clean).flatten(1).pow(2).mean(dim=1))
+            psnr.append(self._psnr(res.x.clamp(0, 1), clean))
+        mse, psnr = torch.cat(mse), torch.cat(psnr)
+        return float(mse.mean()), float(psnr.mean()), n_cap, memory.x
 
     def evaluate_result(self, theta, n_outer, diverged, info, **counters):
         if n_outer == 0:

@@ -44,7 +44,10 @@ class ImageMemory:
     def set_q(self, idx, q):
         self.q[idx] = q.detach()
 
+    def tensors(self):
+        """The tensors held: x, and q once allocated (reading never allocates)."""
+        return [self.x] if self._q is None else [self.x, self._q]
+
     def nbytes(self):
         """Memory held, in bytes."""
-        n_arrays = 1 if self._q is None else 2
-        return self.x.numel() * self.x.element_size() * n_arrays
+        return sum(t.numel() * t.element_size() for t in self.tensors())

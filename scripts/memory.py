@@ -1,4 +1,4 @@
-"""Peak memory of a run on a large training set (README "Running large studies").
+"""Peak memory of a run on a large training set (``docs/memory.md``).
 
 Builds, as ``benchopt run`` does (benchmark classes, seeds from a run
 context), the default denoising problem on ``--n-train`` patches of
@@ -17,12 +17,15 @@ for each the memory it adds:
    training and test image, chunks of 64, its own warm starts).
 
 Memory is measured three ways: the bytes of the tensors each stage keeps
-(exact, counted once per storage), the process's resident set size (RSS,
+(exact, counted once per storage, read without allocating: the adjoint warm
+starts q_i exist only once a stage has used them), the process's resident
+set size (RSS,
 ``/proc/self/status``) after the stage, and its peak RSS during the stage
 (the high-water mark is reset before each stage through
 ``/proc/self/clear_refs`` on Linux; elsewhere ``getrusage`` gives the
 process-wide peak). On CUDA, ``torch.cuda.memory_allocated`` and
 ``max_memory_allocated`` (peak reset per stage) are reported as well.
+The script prints a markdown table (the one in ``docs/memory.md``).
 
 Usage::
 
@@ -136,27 +139,26 @@ class Meter:
         self.rows.append(row)
         return result
 
-    def report(self):
-        cols = ["stage", "seconds", "tensors", "rss", "peak", "rss_total"]
+    def markdown(self, n_images):
+        """The rows as a markdown table; kept tensors also per training image."""
+        heads = ["stage", "time [s]", "kept tensors [MiB]", "per image [KiB]"]
+        heads += ["+RSS after [MiB]", "+peak RSS [MiB]"]
         if self.cuda:
-            cols += ["cuda", "cuda_peak"]
-        heads = {
-            "stage": "stage",
-            "seconds": "time [s]",
-            "tensors": "kept tensors",
-            "rss": "+RSS after",
-            "peak": "+peak RSS",
-            "rss_total": "RSS total",
-            "cuda": "+CUDA alloc",
-            "cuda_peak": "+CUDA peak",
-        }
-        print(" | ".join(f"{heads[c]:>12}" for c in cols) + "   (MiB)")
+            heads += ["+CUDA alloc [MiB]", "+CUDA peak [MiB]"]
+        lines = [
+            "| " + " | ".join(heads) + " |",
+            "|---" + "|---:" * (len(heads) - 1) + "|",
+        ]
         for row in self.rows:
-            cells = [f"{row['stage']:>12}", f"{row['seconds']:12.2f}"]
-            cells += [f"{row[c]:12.1f}" for c in cols[2:]]
-            print(" | ".join(cells))
+            cells = [row["stage"], f"{row['seconds']:.2f}", f"{row['tensors']:.1f}"]
+            cells.append(f"{row['tensors'] * MIB / n_images / 1024:.1f}")
+            cells += [f"{row['rss']:.1f}", f"{row['peak']:.1f}"]
+            if self.cuda:
+                cells += [f"{row['cuda']:.1f}", f"{row['cuda_peak']:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
         if not self.can_reset:
-            print("(peak RSS: process-wide high-water mark, not per stage)")
+            lines.append("(peak RSS: process-wide high-water mark, not per stage)")
+        return "\n".join(lines)
 
 
 def main(argv=None):
@@ -196,7 +198,9 @@ def main(argv=None):
         comp._run_context = ctx
 
     device = torch.device("cpu")
-    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+    if args.device.startswith("cuda") or (
+        args.device == "auto" and torch.cuda.is_available()
+    ):
         device = torch.device("cuda")
     meter = Meter(device)
     base = rss_mib()
@@ -225,27 +229,33 @@ def main(argv=None):
         solver.set_objective(**objective.get_objective())
         return solver
 
+    def solver_state(s):
+        """Tensors of the solver's run state (warm starts, oracles, theta)."""
+        ours = [*s.memory.tensors(), s.oracles._aty, s.theta]
+        return ours + list(s.oracles.counters.per_image.values())
+
+    known = data_storages + [objective.x_train, objective.y_train]
+    known += [o._aty for o in objective._eval.values()]
+
     def solver_new(s):
-        known = data_storages + [objective.x_train, objective.y_train]
-        known += [o._aty for o in objective._eval.values()]
-        ours = [s.memory.x, s.memory.q, s.oracles._aty, s.theta]
-        ours += list(s.oracles.counters.per_image.values())
-        return tensor_mib(*known, *ours) - tensor_mib(*known)
+        return tensor_mib(*known, *solver_state(s)) - tensor_mib(*known)
 
     meter("solver", set_objective, solver_new)
-    memory_mib = tensor_mib(solver.memory.x, solver.memory.q)
+    state_before = (id(solver.memory), id(solver.oracles))
+    mib_before = solver_new(solver)
 
     def one_step():
         calls = iter([True, False])
         solver.run(lambda: next(calls))
         return solver
 
-    state_before = (id(solver.memory), id(solver.oracles))
-    meter("1 step", one_step)
+    # run() drops the solver's state and builds it again (same size): the
+    # step keeps what its state grew by (q_i once the adjoint solves ran)
+    meter("1 step", one_step, lambda s: solver_new(s) - mib_before)
     assert solver.n_outer == 1, solver.n_outer
     cost = solver.oracles.counters.cost
     rebuilt = (id(solver.memory), id(solver.oracles)) != state_before
-    rebuilt_mib = tensor_mib(solver.memory.x, solver.memory.q, solver.oracles._aty)
+    memory_mib = tensor_mib(*solver.memory.tensors())
 
     if args.evaluate:
 
@@ -255,41 +265,37 @@ def main(argv=None):
                 return objective.evaluate_result(**solver.get_result())
 
         def eval_new(_):
-            mems = [m.x for m in objective._memory.values()]
-            mems += [m.q for m in objective._memory.values()]
+            mems = [t for m in objective._memory.values() for t in m.tensors()]
             return tensor_mib(*mems)
 
         meter("evaluation", evaluate, eval_new)
 
     x = data["x_train"]
-    per_image = 2 * x[0].numel() * x.element_size()
+    image_kib = x[0].numel() * x.element_size() / 1024
+    unit = x.numel() * x.element_size() / MIB
     print(
         f"{args.task}: {args.n_train} training patches of {tuple(x.shape[1:])}, "
-        f"{x.dtype}, device {device}, torch threads {torch.get_num_threads()}"
+        f"{x.dtype}, device {device}, torch threads {torch.get_num_threads()}; "
+        f"U = n_train x C x H x W x {x.element_size()} bytes = {unit:.2f} MiB "
+        f"({image_kib:.0f} KiB per image)"
     )
     print(f"RSS after imports and benchmark loading: {base:.1f} MiB")
-    meter.report()
+    print()
+    print(meter.markdown(args.n_train))
+    print()
+    total = sum(row["tensors"] for row in meter.rows)
     print(
-        f"ImageMemory (x_i and q_i per training image): {memory_mib:.2f} MiB = "
-        f"{per_image / 1024:.1f} KiB per image (2 C H W x {x.element_size()} bytes)"
+        f"kept in all: {total:.1f} MiB = {total / unit:.2f} U = "
+        f"{total * MIB / args.n_train / 1024:.1f} KiB per training image"
+    )
+    print(
+        f"solver ImageMemory after the step: {memory_mib:.2f} MiB "
+        f"({memory_mib / unit:.2f} U: x_i and q_i)"
     )
     print(
         f"one ISGD step (batch {args.batch_size}) spent cost {cost} "
         f"(lower-level gradients + HVPs, per image)"
-    )
-    if rebuilt:
-        print(
-            "'1 step' includes BilevelSolver.run() rebuilding the oracles and "
-            f"the ImageMemory ({rebuilt_mib:.1f} MiB of tensors); the old ones "
-            "are dropped first, but the allocator may keep their pages"
-        )
-    unit = x.numel() * x.element_size() / MIB
-    print(
-        f"U = n_train x C x H x W x {x.element_size()} bytes = {unit:.2f} MiB; "
-        "grows with n_train: data x_i, y_i (2U), solver warm starts x_i, q_i "
-        "(2U), A^T y per CountedOracles (1U each: solver, objective's train "
-        "evaluation), objective's evaluation warm starts x_i (1U, after the "
-        "first evaluation; q_i is allocated only when used)"
+        + ("; run() rebuilt the solver's state first" if rebuilt else "")
     )
 
 

@@ -5,9 +5,10 @@ One table per component (datasets, objective, each solver). A row is
 with ``param=value`` (and the other parameters in ``extra``) must raise a
 one-line ``ValueError`` whose message names ``param`` and matches the regular
 expression ``allowed`` (its allowed range).
-Datasets validate in ``get_data``, the objective in ``set_data``, solvers in
-``set_objective`` (``BilevelSolver.check_parameters``), i.e. before any cost
-is spent.
+Datasets validate in ``get_data``, the objective in ``set_data`` (which
+keeps the error; ``get_objective`` raises it, inside benchopt's cell, see
+``docs/cli.md``), solvers in ``set_objective``
+(``BilevelSolver.check_parameters``), i.e. before any cost is spent.
 
 Rows with ``gap=...`` document inputs that are NOT validated yet (the text
 is today's behaviour). They run as strict xfails: when the validation is
@@ -20,15 +21,28 @@ the CLI turns ``inf``, ``nan`` and any other word into the *string* "inf",
 
 What a bad cell does inside a ``benchopt run`` grid (status "error", the
 one-line message in the log, the other cells unaffected) is tested in
-``test_rel_runs.py``.
+``test_rel_runs.py`` for a solver and at the end of this file for an
+objective (``slow``), with the ``device`` spellings that benchopt's ``-o``
+parser accepts.
 """
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
+from benchopt.benchmark import _list_parametrized_classes
 
-from tests.bench_helpers import _context, get_dataset, get_objective, get_solver
+from tests.bench_helpers import (
+    ROOT,
+    _context,
+    benchmark,
+    get_dataset,
+    get_objective,
+    get_solver,
+)
 
 SMALL = {"n_train": 4, "n_test": 2, "patch_size": 16}
 INF, NAN = float("inf"), float("nan")
@@ -93,20 +107,37 @@ OBJECTIVE_CASES = [
     bad("mu", NAN, ">= 0"),
     bad("mu", INF, "finite"),
     bad("mu", "a", ">= 0"),
+    bad("mu", 1e10, r"<= 1 \(\|\|A\|\|\^2 of the denoising operator"),
+    bad("mu", 1.5, r"<= 1 \(\|\|A\|\|\^2"),
     bad("budget", 0, ">= 1"),
     bad("budget", -5, ">= 1"),
-    bad("budget", INF, "finite"),
+    bad("budget", INF, "an integer >= 1"),
     bad("budget", "a", ">= 1"),
+    bad("budget", 1.5, "an integer >= 1"),
+    bad("budget", 250.7, "an integer >= 1"),
+    bad("budget", 1e30, r"<= 1e\+09"),
+    bad("budget", 10**9 + 1, r"<= 1e\+09"),
     bad("n_checkpoints", 0, ">= 1"),
     bad("n_checkpoints", 2.5, "integer"),
     bad("n_checkpoints", "a", ">= 1"),
-    bad("eval_tol", 0.0, "> 0"),
-    bad("eval_tol", NAN, "> 0"),
+    bad("eval_tol", 0.0, ">= 1e-05"),
+    bad("eval_tol", NAN, ">= 1e-05"),
     bad("eval_tol", INF, "finite"),
+    bad("eval_tol", 1e10, "<= 0.001"),
+    bad("eval_tol", 1e-2, "<= 0.001"),
+    bad("eval_tol", 1e-8, ">= 1e-05"),
     bad("device", "tpu", "'auto', 'cpu' or 'cuda"),
+    bad("device", "cuda:x", "'auto', 'cpu' or 'cuda"),
+    bad("device", "cuda0", "'auto', 'cpu' or 'cuda"),
+    bad("device", 0, "'auto', 'cpu' or 'cuda"),
 ]
-if not torch.cuda.is_available():
-    OBJECTIVE_CASES.append(bad("device", "cuda", "not available"))
+if torch.cuda.is_available():
+    n_gpus = torch.cuda.device_count()
+    OBJECTIVE_CASES.append(bad("device", f"cuda:{n_gpus}", "cuda:0 to cuda:"))
+    OBJECTIVE_CASES.append(bad("device", f"cuda-{n_gpus}", "cuda:0 to cuda:"))
+else:
+    for spelling in ("cuda", "cuda:0", "cuda-0"):
+        OBJECTIVE_CASES.append(bad("device", spelling, "not available.*'cpu'"))
 
 # -- solvers ------------------------------------------------------------------
 SOLVER_CASES = {
@@ -213,3 +244,98 @@ def test_good_defaults_build():
     objective, solver = build(solver_params={"batch_size": 2})
     assert solver.problem.n_images == SMALL["n_train"]
     assert objective.budget > 0
+
+
+# -- where the objective's errors surface --------------------------------------
+def test_objective_error_is_raised_by_get_objective():
+    """benchopt's own set-up path: no parameter changed, the error per cell.
+
+    ``_set_dataset`` (run by benchopt while it lists the cells, outside its
+    per-cell error handling) must neither raise nor change a parameter
+    (benchopt refuses that with "Parameter budget has been changed"); the
+    project's message comes from ``get_objective``, inside the cell.
+    """
+    dataset, _ = small_data()
+    objective = get_objective(budget=1.5)
+    objective._run_context = _context(0, 0, dataset, objective, None)
+    skip, _ = objective._set_dataset(dataset)
+    assert not skip and objective.budget == 1.5
+    with pytest.raises(ValueError) as err:
+        objective.get_objective()
+    check_message(err.value, "budget", "an integer >= 1")
+    # the same path accepts an integral float from the command line (1e3)
+    good = get_objective(budget=1e3, n_checkpoints=3)
+    good._run_context = _context(0, 0, dataset, good, None)
+    good._set_dataset(dataset)
+    assert good.budget == 1e3
+    budget = good.get_objective()["budget"]
+    assert budget == 1000 and isinstance(budget, int)
+
+
+# -- device spellings through benchopt's -o parser ------------------------------
+def parse_objective(selector):
+    """The objective instances benchopt builds for ``-o selector``."""
+    filters = benchmark().check_objective_filters([selector])
+    found = _list_parametrized_classes(*filters, check_installed=False)
+    return [objective for objective, _ in found]
+
+
+@pytest.mark.parametrize(
+    "selector,device,torch_device",
+    [
+        ("Bilevel imaging[device='cuda:0']", "cuda:0", "cuda:0"),
+        ('Bilevel imaging[device="cuda:0"]', "cuda:0", "cuda:0"),
+        ("Bilevel imaging[device=cuda-0]", "cuda-0", "cuda:0"),
+        ("Bilevel imaging[device=cuda]", "cuda", "cuda"),
+    ],
+)
+def test_device_spellings_parse(selector, device, torch_device):
+    (objective,) = parse_objective(selector)
+    assert objective.device == device
+    if torch.cuda.is_available():
+        objective, _ = build(objective_params={"device": objective.device})
+        assert str(objective.dev) == torch_device
+    else:
+        with pytest.raises(ValueError) as err:
+            build(objective_params={"device": objective.device})
+        check_message(err.value, "device", "not available.*'cpu' or 'auto'")
+
+
+def test_unquoted_cuda_colon_is_refused_by_benchopt():
+    """benchopt 1.10 reads ``device=cuda:0`` as a dict entry ``'cuda': 0``."""
+    with pytest.raises(ValueError, match="Invalid name 'device=cuda:0'"):
+        parse_objective("Bilevel imaging[device=cuda:0]")
+
+
+def test_auto_device_falls_back_to_the_cpu():
+    (objective,) = parse_objective("Bilevel imaging[device=auto,n_filters=2]")
+    dataset, data = small_data()
+    objective._run_context = _context(0, 0, dataset, objective, None)
+    objective.set_data(**data)
+    assert objective.get_objective()["device"].type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+
+
+# -- a grid with one bad objective (benchopt run) --------------------------------
+@pytest.mark.slow
+def test_grid_with_a_bad_objective_keeps_the_good_cells(tmp_path):
+    import pandas as pd
+
+    obj = "Bilevel imaging[n_filters={},budget=50,n_checkpoints=2]"
+    out = tmp_path / "grid.parquet"
+    cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT), "--no-plot"]
+    cmd += ["--no-cache", "--output", str(out), "-n", "5", "-r", "1"]
+    cmd += ["-d", "denoising[n_train=4,n_test=2,patch_size=16]"]
+    cmd += ["-o", obj.format(-3), "-o", obj.format(2), "-s", "ISGD[batch_size=2,q=0]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, log[-3000:]
+    assert "parameter n_filters=-3 is invalid; allowed: an integer >= 1" in log
+    assert re.search(r"ISGD\[.*\]: error", log)
+    df = pd.read_parquet(out)
+    assert set(df["p_obj_n_filters"]) == {2}
+    assert df["objective_cost"].max() >= 50
