@@ -1,74 +1,52 @@
-"""Forward problems (denoising, deblurring, inpainting) built on deepinv physics.
+"""Forward problems (denoising, deblurring, inpainting) over deepinv physics.
 
-A forward problem is a linear measurement operator ``A`` acting on batches of
-images of shape ``(B, C, H, W)`` together with a Gaussian noise level: the
-measurement of a clean image ``x`` is ``y = A x + noise_sigma * n`` with ``n``
-standard normal (ALGORITHMS.md, section 1). :func:`make_forward` builds a
-:class:`ForwardOperator` for one task; the linear algebra is delegated to
-``deepinv.physics`` (``Denoising``, ``BlurFFT``, ``Inpainting``), and the
-operator also carries the two spectral constants the lower-level solvers need:
-``norm_sq = ||A||^2`` (largest eigenvalue of ``A^T A``) and ``lambda_min``
-(smallest eigenvalue of ``A^T A``), both exact for the three tasks.
+The measurement of a clean image ``x`` is ``y = A x + noise_sigma * n`` with
+``n`` standard normal, drawn once from a seed and frozen (``docs/maths.md``
+section 1). :func:`make_forward` builds the :class:`ForwardOperator` of one
+task: a thin layer over a ``deepinv.physics`` operator (``Denoising``,
+``BlurFFT``, ``Inpainting``, each carrying a ``GaussianNoise`` model of the
+task's ``noise_sigma``) that adds what the lower-level solvers need and
+deepinv does not give exactly: the spectral constants ``norm_sq = ||A||^2``
+and ``lambda_min = lambda_min(A^T A)``, a one-FFT ``A^T A`` for the blur, and
+frozen, device-independent noise.
+
+Three computations are kept here rather than taken from deepinv because
+deepinv's version gives different bits, and so different data and curves:
+
+- the Gaussian kernel (:func:`gaussian_kernel`): deepinv's
+  ``physics.functional.gaussian_blur`` multiplies
+  ``exp(-0.5 t^2 / s^2) / (sqrt(2 pi) s)`` factors on a ``linspace`` grid,
+  which differs from ``exp(-t^2 / (2 s^2))`` by up to one float64 ulp, and
+  ``lambda_min`` of the blur (about 5e-14 by default) follows those bits;
+- the spectrum of ``A^T A`` (:func:`blur_spectrum_sq`): ``BlurFFT.mask`` is
+  ``|DFT|`` of the centred filter in the physics' dtype, whose square differs
+  from the float64 ``|DFT|^2`` by up to 3e-7 in float32;
+- the noise (:meth:`ForwardOperator.measure`): ``GaussianNoise`` draws in the
+  dtype and on the device of its input and keeps ``sigma`` as a float32
+  tensor, so its float32 noise is another sample and its noise on a GPU
+  another stream; the noise here is drawn in float64 on the CPU.
+
+The inpainting mask removes an exact number of pixels (deepinv's
+``BernoulliSplittingMaskGenerator`` draws a Bernoulli mask instead).
 """
 
-import math
-import numbers
+import copy
 
 import numpy as np
 import torch
 
+from .validation import check_choice, check_dtype, check_int, check_real, fail
+
 TASKS = ("denoising", "deblurring", "inpainting")
 
-
-def _check_int(value, name, *, low=None):
-    """Return ``value`` as an ``int`` or raise a ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
-    return value
-
-
-def _check_real(value, name):
-    """Return ``value`` as a finite ``float`` or raise a ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _check_image_shape(image_shape):
-    """Return ``image_shape`` as a tuple ``(C, H, W)`` of positive ints."""
-    try:
-        shape = tuple(image_shape)
-    except TypeError:
-        shape = None
-    if (
-        shape is None
-        or len(shape) != 3
-        or any(
-            isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
-            for s in shape
-        )
-    ):
-        raise ValueError(
-            "image_shape must be a tuple (C, H, W) of positive integers, "
-            f"got {image_shape!r}"
-        )
-    return tuple(int(s) for s in shape)
-
-
-def _check_dtype(dtype):
-    """Return ``dtype`` if it is a real floating torch dtype."""
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(
-            f"dtype must be a real floating torch dtype (e.g. torch.float32 or "
-            f"torch.float64), got {dtype!r}"
-        )
-    return dtype
+#: Largest ``noise_sigma``: the noise standard deviation may not exceed the
+#: ``[0, 1]`` range of the pixels (``noise_level <= 255`` on the 0-255 scale).
+NOISE_SIGMA_MAX = 1.0
+#: ``blur_sigma`` must exceed this: below it the off-centre weights of the
+#: kernel are under 1e-21 and the blur is the identity to float64 precision.
+BLUR_SIGMA_MIN = 0.1
+#: Largest ``mask_ratio`` (fraction of pixels removed by the inpainting mask).
+MASK_RATIO_MAX = 0.95
 
 
 def gaussian_kernel(kernel_size, blur_sigma):
@@ -87,6 +65,8 @@ def gaussian_kernel(kernel_size, blur_sigma):
         Float64 tensor of shape ``(k, k)``, entries
         ``exp(-(i^2 + j^2) / (2 blur_sigma^2))`` for ``i, j`` in
         ``-(k // 2) .. k // 2``, divided by their sum (so it sums to 1).
+        Equal to ``deepinv.physics.functional.gaussian_blur`` up to one
+        float64 ulp (see the module docstring for why it is not used).
     """
     radius = kernel_size // 2
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
@@ -99,8 +79,8 @@ def blur_spectrum_sq(kernel, height, width):
     """Squared moduli of the DFT of a kernel zero-padded to the image grid.
 
     These are the eigenvalues of ``A^T A`` for the circular convolution ``A``
-    with ``kernel`` on ``height x width`` images (centring the kernel only
-    changes the phase of its DFT, not its modulus).
+    with ``kernel`` on ``height x width`` images (centring the kernel, as
+    ``BlurFFT`` does, only changes the phase of its DFT).
 
     Parameters
     ----------
@@ -118,41 +98,59 @@ def blur_spectrum_sq(kernel, height, width):
     return torch.fft.fft2(k, s=(height, width)).abs() ** 2
 
 
+def _physics(name, image_shape, noise_sigma, kernel, mask, device, dtype):
+    """The deepinv operator of a task, its buffers built in ``dtype``."""
+    from deepinv.physics import BlurFFT, Denoising, GaussianNoise, Inpainting
+
+    noise = GaussianNoise(sigma=noise_sigma)
+    if name == "denoising":
+        return Denoising(noise_model=noise, device=device)
+    if name == "deblurring":
+        return BlurFFT(
+            img_size=image_shape,
+            filter=kernel.to(dtype=dtype)[None, None],
+            device=device,
+            noise_model=noise,
+        )
+    return Inpainting(
+        img_size=image_shape,
+        mask=mask.to(dtype=dtype)[None, None],
+        device=device,
+        noise_model=noise,
+    )
+
+
 class ForwardOperator:
     """Linear measurement operator with Gaussian noise, batched over images.
 
-    Instances are built by :func:`make_forward`; the linear maps are those of
-    the deepinv physics object stored in :attr:`physics`.
+    Built by :func:`make_forward`; the linear maps are those of the deepinv
+    physics :attr:`physics`. Operators are not modified after construction:
+    :meth:`to` returns a new one.
 
     Parameters
     ----------
     name : str
-        The task, one of ``"denoising"``, ``"deblurring"``, ``"inpainting"``.
-    build_physics : callable
-        ``build_physics(device, dtype)`` returns the deepinv physics whose
-        ``A``, ``A_adjoint`` and ``A_adjoint_A`` implement the operator, with
-        all its buffers on ``device`` in ``dtype``.
+        The task, one of :data:`TASKS`.
     image_shape : tuple of int
         ``(C, H, W)``, the shape of one image.
     noise_sigma : float
         Standard deviation of the Gaussian measurement noise.
-    norm_sq : float
-        ``||A||^2``, the largest eigenvalue of ``A^T A``.
-    lambda_min : float
-        The smallest eigenvalue of ``A^T A``.
-    device : str or torch.device
+    norm_sq, lambda_min : float
+        Largest and smallest eigenvalues of ``A^T A``.
+    kernel, mask : torch.Tensor or None
+        Float64 CPU blur kernel ``(k, k)`` (deblurring) or pixel mask
+        ``(H, W)`` (inpainting, 1 = kept pixel), else ``None``.
+    device : str or torch.device, default="cpu"
         Device of the operator's buffers (and of the expected inputs).
-    dtype : torch.dtype
+    dtype : torch.dtype, default=torch.float32
         Floating dtype of the operator's buffers (and of the expected inputs).
-    kernel : torch.Tensor or None
-        Blur kernel ``(k, k)`` (float64, CPU) for deblurring, else ``None``.
-    mask : torch.Tensor or None
-        Pixel mask ``(H, W)`` (float64, CPU, 1 = kept pixel) for inpainting,
-        else ``None``.
+    physics : deepinv.physics.LinearPhysics, optional
+        The operator on ``device`` in ``dtype``; built from ``kernel`` or
+        ``mask`` when ``None``.
 
     Attributes
     ----------
-    physics : deepinv.physics.Physics
+    physics : deepinv.physics.LinearPhysics
         The underlying deepinv operator.
     kernel, mask : torch.Tensor or None
         As above, on :attr:`device` in :attr:`dtype`.
@@ -161,16 +159,16 @@ class ForwardOperator:
     def __init__(
         self,
         name,
-        build_physics,
         *,
         image_shape,
         noise_sigma,
         norm_sq,
         lambda_min,
-        device="cpu",
-        dtype=torch.float32,
         kernel=None,
         mask=None,
+        device="cpu",
+        dtype=torch.float32,
+        physics=None,
     ):
         self.name = name
         self.image_shape = tuple(image_shape)
@@ -178,21 +176,23 @@ class ForwardOperator:
         self.norm_sq = float(norm_sq)
         self.lambda_min = float(lambda_min)
         self.device = torch.device(device)
-        self.dtype = _check_dtype(dtype)
-        self._build_physics = build_physics
-        self._kernel = kernel
-        self._mask = mask
-        self.physics = build_physics(self.device, self.dtype)
-        self.kernel = None if kernel is None else kernel.to(self.device, self.dtype)
+        self.dtype = dtype
+        self._kernel, self._mask = kernel, mask
+        if physics is None:
+            physics = _physics(
+                name, self.image_shape, self.noise_sigma, kernel, mask, device, dtype
+            )
+        self.physics = physics
+        self.kernel = None if kernel is None else kernel.to(self.device, dtype)
+        self.mask = None if mask is None else mask.to(self.device, dtype)
         # A^T A of the circular blur is diagonal in Fourier: |DFT(kernel)|^2.
-        # Applying it directly is exact and much faster than deepinv's
+        # One rfft/irfft pair is exact and much faster than deepinv's
         # A_adjoint_A, whose per-call overhead dominated small batches.
         self._ata_spectrum = None
-        if name == "deblurring" and kernel is not None:
+        if kernel is not None:
             h, w = self.image_shape[-2:]
             spec = blur_spectrum_sq(kernel, h, w)[:, : w // 2 + 1]
-            self._ata_spectrum = spec.to(self.device, self.dtype)
-        self.mask = None if mask is None else mask.to(self.device, self.dtype)
+            self._ata_spectrum = spec.to(self.device, dtype)
 
     @property
     def is_identity(self):
@@ -208,6 +208,7 @@ class ForwardOperator:
         )
 
     def _check_input(self, x, name):
+        """Refuse a wrong shape: deepinv would broadcast it or fail obscurely."""
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             raise ValueError(
                 f"{name} must be a tensor of shape (B, C, H, W), got "
@@ -220,50 +221,17 @@ class ForwardOperator:
             )
 
     def A(self, x):
-        """Apply the operator: ``A x``.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            Images of shape ``(B, C, H, W)``.
-
-        Returns
-        -------
-        y : torch.Tensor
-            Noiseless measurements, same shape as ``x``.
-        """
+        """``A x`` for images ``x`` of shape ``(B, C, H, W)`` (same shape out)."""
         self._check_input(x, "x")
         return self.physics.A(x)
 
     def A_adjoint(self, y):
-        """Apply the adjoint operator: ``A^T y``.
-
-        Parameters
-        ----------
-        y : torch.Tensor
-            Measurements of shape ``(B, C, H, W)``.
-
-        Returns
-        -------
-        x : torch.Tensor
-            ``A^T y``, same shape as ``y``.
-        """
+        """``A^T y`` for measurements ``y`` of shape ``(B, C, H, W)``."""
         self._check_input(y, "y")
         return self.physics.A_adjoint(y)
 
     def AtA(self, x):
-        """Apply the normal operator: ``A^T A x``.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            Images of shape ``(B, C, H, W)``.
-
-        Returns
-        -------
-        out : torch.Tensor
-            ``A^T A x``, same shape as ``x``.
-        """
+        """``A^T A x`` for images ``x`` of shape ``(B, C, H, W)``."""
         self._check_input(x, "x")
         if self._ata_spectrum is not None:
             h, w = self.image_shape[-2:]
@@ -273,14 +241,14 @@ class ForwardOperator:
     def measure(self, x, seed):
         """Noisy measurements ``y = A x + noise_sigma * n`` with frozen noise.
 
-        The standard normal noise ``n`` is drawn in float64 on the CPU from a
-        local ``torch.Generator`` seeded with ``seed``, then cast to the dtype
-        and moved to the device of ``x``: the same seed gives the same noise on
+        The standard normal ``n`` is drawn in float64 on the CPU from a local
+        ``torch.Generator`` seeded with ``seed``, then cast to the dtype and
+        moved to the device of ``x``: the same seed gives the same noise on
         every device and (up to rounding) in every dtype, and the global torch
         RNG is untouched. The noise of image ``b`` depends on its position in
         the batch. For inpainting the noise is also added on removed pixels,
-        exactly as the formula says; it lies in the kernel of ``A^T`` and so
-        does not change any lower-level problem.
+        as the formula says; it lies in the kernel of ``A^T`` and so changes
+        no lower-level problem.
 
         Parameters
         ----------
@@ -295,7 +263,7 @@ class ForwardOperator:
             Measurements, same shape, dtype and device as ``x`` (no autograd
             graph).
         """
-        seed = _check_int(seed, "seed", low=0)
+        seed = check_int(seed, "seed", low=0)
         self._check_input(x, "x")
         gen = torch.Generator(device="cpu").manual_seed(seed)
         noise = torch.randn(tuple(x.shape), generator=gen, dtype=torch.float64)
@@ -304,11 +272,16 @@ class ForwardOperator:
             return self.physics.A(x) + self.noise_sigma * noise
 
     def to(self, device=None, dtype=None):
-        """Copy of the operator on another device and/or in another dtype.
+        """The operator on another device and/or in another dtype.
 
-        Like :meth:`torch.Tensor.to`, this returns a new operator (rebuilt from
-        float64 CPU data, so no precision is lost going float32 -> float64) and
-        leaves ``self`` unchanged: write ``op = op.to(device, dtype)``.
+        Like :meth:`torch.Tensor.to`, this leaves ``self`` unchanged (write
+        ``op = op.to(device, dtype)``) and returns ``self`` when nothing
+        changes. A device change moves a copy of the physics with
+        ``nn.Module.to``, so the operator has the same coefficients on every
+        device. A dtype change rebuilds the physics from the float64 kernel or
+        mask: ``nn.Module.to(dtype)`` would cast the complex phase buffer of
+        ``BlurFFT`` to a real dtype (dropping its imaginary part) and could
+        not give back precision lost in float32.
 
         Parameters
         ----------
@@ -320,20 +293,44 @@ class ForwardOperator:
         Returns
         -------
         op : ForwardOperator
-            The operator on ``device`` in ``dtype``.
         """
+        device = self.device if device is None else torch.device(device)
+        dtype = self.dtype if dtype is None else check_dtype(dtype)
+        if device == self.device and dtype == self.dtype:
+            return self
+        physics = None
+        if dtype == self.dtype:
+            physics = copy.deepcopy(self.physics).to(device)
         return ForwardOperator(
             self.name,
-            self._build_physics,
             image_shape=self.image_shape,
             noise_sigma=self.noise_sigma,
             norm_sq=self.norm_sq,
             lambda_min=self.lambda_min,
-            device=self.device if device is None else device,
-            dtype=self.dtype if dtype is None else _check_dtype(dtype),
             kernel=self._kernel,
             mask=self._mask,
+            device=device,
+            dtype=dtype,
+            physics=physics,
         )
+
+
+def _inpainting_mask(height, width, mask_ratio, seed, owner):
+    """Mask removing exactly ``round(mask_ratio * H * W)`` seeded pixels."""
+    n_pixels = height * width
+    n_removed = int(np.floor(mask_ratio * n_pixels + 0.5))
+    if n_removed == n_pixels:
+        fail(
+            owner,
+            "mask_ratio",
+            mask_ratio,
+            f"a ratio that keeps at least one of the {n_pixels} pixels",
+        )
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    removed = torch.randperm(n_pixels, generator=gen)[:n_removed]
+    mask = torch.ones(n_pixels, dtype=torch.float64)
+    mask[removed] = 0.0
+    return mask.reshape(height, width), n_removed
 
 
 def make_forward(
@@ -347,44 +344,50 @@ def make_forward(
     seed=0,
     device="cpu",
     dtype=torch.float32,
+    owner="",
 ):
-    """Build the forward operator of one imaging task.
+    """Build the forward operator of one imaging task (``docs/maths.md`` s. 1).
 
     - ``"denoising"``: ``A = I`` (``deepinv.physics.Denoising``);
       ``norm_sq = lambda_min = 1``.
-    - ``"deblurring"``: circular convolution with a normalised
-      ``kernel_size x kernel_size`` Gaussian kernel of standard deviation
-      ``blur_sigma`` (``deepinv.physics.BlurFFT``, periodic boundary). Its
-      eigenvalues are the ``|DFT(kernel)|^2`` on the ``H x W`` frequency grid,
+    - ``"deblurring"``: circular convolution with the normalised
+      ``kernel_size x kernel_size`` Gaussian kernel :func:`gaussian_kernel`
+      (``deepinv.physics.BlurFFT``, periodic boundary). The eigenvalues of
+      ``A^T A`` are the ``|DFT(kernel)|^2`` on the ``H x W`` frequency grid,
       so ``norm_sq`` (their max, 1 for this kernel) and ``lambda_min`` (their
       min, small but positive for a Gaussian) are exact.
     - ``"inpainting"``: ``A = diag(mask)`` (``deepinv.physics.Inpainting``)
       where the mask removes exactly ``round(mask_ratio * H * W)`` pixels, at
-      positions drawn from ``seed``; a removed pixel is removed in all
-      channels. ``norm_sq = 1``; ``lambda_min = 0`` if a pixel is removed,
-      else 1.
+      positions drawn from ``seed``, in all channels. ``norm_sq = 1``;
+      ``lambda_min = 0`` if a pixel is removed, else 1.
+
+    Only the parameters of ``task`` are read and validated.
 
     Parameters
     ----------
     task : str
-        ``"denoising"``, ``"deblurring"`` or ``"inpainting"``.
+        One of :data:`TASKS`.
     image_shape : tuple of int
         ``(C, H, W)`` of the images the operator acts on.
     noise_sigma : float, default=25/255
-        Standard deviation of the measurement noise, ``>= 0``.
+        Standard deviation of the noise, in ``[0, NOISE_SIGMA_MAX]``.
     kernel_size : int, default=9
-        Side of the blur kernel: odd, ``>= 1`` (for deblurring also
-        ``<= min(H, W)``). Validated for every task, used for deblurring.
+        Deblurring: odd side of the kernel, ``1 <= kernel_size <= min(H, W)``.
     blur_sigma : float, default=1.0
-        Standard deviation of the Gaussian kernel in pixels, ``> 0``.
+        Deblurring: standard deviation of the kernel in pixels, in
+        ``(BLUR_SIGMA_MIN, kernel_size / 2]``; past ``kernel_size / 2`` the
+        cut kernel is a near-flat box whatever its sigma.
     mask_ratio : float, default=0.5
-        Fraction of pixels REMOVED by the inpainting mask, in ``[0, 1)``.
+        Inpainting: fraction of pixels REMOVED, in ``[0, MASK_RATIO_MAX]``,
+        and at least one pixel must be kept.
     seed : int, default=0
-        Seed of the inpainting mask (local ``torch.Generator`` on CPU).
+        Inpainting: seed of the mask (local ``torch.Generator`` on the CPU).
     device : str or torch.device, default="cpu"
         Device of the operator.
     dtype : torch.dtype, default=torch.float32
         Floating dtype of the operator.
+    owner : str, default=""
+        Component named in error messages (the dataset, e.g. ``"deblurring"``).
 
     Returns
     -------
@@ -394,91 +397,51 @@ def make_forward(
     Raises
     ------
     ValueError
-        If a parameter is out of range (the message names it).
+        A parameter out of range (one line naming it and its range).
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    n_channels, height, width = _check_image_shape(image_shape)
-    noise_sigma = _check_real(noise_sigma, "noise_sigma")
-    if noise_sigma < 0:
-        raise ValueError(f"noise_sigma must be >= 0, got {noise_sigma}")
-    kernel_size = _check_int(kernel_size, "kernel_size", low=1)
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be an odd integer >= 1, got {kernel_size}")
-    blur_sigma = _check_real(blur_sigma, "blur_sigma")
-    if blur_sigma <= 0:
-        raise ValueError(f"blur_sigma must be > 0, got {blur_sigma}")
-    mask_ratio = _check_real(mask_ratio, "mask_ratio")
-    if not 0 <= mask_ratio < 1:
-        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
-    seed = _check_int(seed, "seed", low=0)
-    dtype = _check_dtype(dtype)
-    device = torch.device(device)
-    image_shape = (n_channels, height, width)
-
-    from deepinv.physics import BlurFFT, Denoising, GaussianNoise, Inpainting
-
-    def noise_model():
-        return GaussianNoise(sigma=noise_sigma)
-
-    common = {
-        "image_shape": image_shape,
-        "noise_sigma": noise_sigma,
-        "device": device,
-        "dtype": dtype,
-    }
+    check_choice(task, "task", TASKS, owner)
+    shape = tuple(image_shape) if isinstance(image_shape, tuple | list) else ()
+    if len(shape) != 3:
+        fail(owner, "image_shape", image_shape, "a tuple (C, H, W) of integers >= 1")
+    shape = tuple(check_int(s, "image_shape", 1, owner=owner) for s in shape)
+    height, width = shape[1:]
+    noise_sigma = check_real(
+        noise_sigma, "noise_sigma", 0, NOISE_SIGMA_MAX, owner=owner
+    )
+    dtype = check_dtype(dtype, owner=owner)
+    common = dict(
+        image_shape=shape, noise_sigma=noise_sigma, device=device, dtype=dtype
+    )
     if task == "denoising":
-
-        def build(dev, dt):
-            return Denoising(noise_model=noise_model(), device=dev)
-
-        return ForwardOperator(task, build, norm_sq=1.0, lambda_min=1.0, **common)
-
+        return ForwardOperator(task, norm_sq=1.0, lambda_min=1.0, **common)
     if task == "deblurring":
-        if kernel_size > min(height, width):
-            raise ValueError(
-                f"kernel_size must be <= min(H, W) = {min(height, width)} for "
-                f"deblurring, got {kernel_size}"
-            )
+        size = min(height, width)
+        kernel_size = check_int(
+            kernel_size, "kernel_size", 1, size, owner, odd=True, high_label="min(H, W)"
+        )
+        blur_sigma = check_real(
+            blur_sigma,
+            "blur_sigma",
+            BLUR_SIGMA_MIN,
+            kernel_size / 2,
+            low_open=True,
+            owner=owner,
+            high_label="kernel_size / 2",
+        )
         kernel = gaussian_kernel(kernel_size, blur_sigma)
         spectrum = blur_spectrum_sq(kernel, height, width)
-
-        def build(dev, dt):
-            return BlurFFT(
-                img_size=image_shape,
-                filter=kernel.to(dtype=dt)[None, None],
-                device=dev,
-                noise_model=noise_model(),
-            )
-
         return ForwardOperator(
             task,
-            build,
             norm_sq=spectrum.max().item(),
             lambda_min=spectrum.min().item(),
             kernel=kernel,
             **common,
         )
-
-    n_pixels = height * width
-    n_removed = int(np.floor(mask_ratio * n_pixels + 0.5))
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    removed = torch.randperm(n_pixels, generator=gen)[:n_removed]
-    mask = torch.ones(n_pixels, dtype=torch.float64)
-    mask[removed] = 0.0
-    mask = mask.reshape(height, width)
-
-    def build(dev, dt):
-        return Inpainting(
-            img_size=image_shape,
-            mask=mask.to(dtype=dt)[None, None],
-            device=dev,
-            noise_model=noise_model(),
-        )
-
+    mask_ratio = check_real(mask_ratio, "mask_ratio", 0, MASK_RATIO_MAX, owner=owner)
+    seed = check_int(seed, "seed", low=0, owner=owner)
+    mask, n_removed = _inpainting_mask(height, width, mask_ratio, seed, owner)
     return ForwardOperator(
         task,
-        build,
         norm_sq=1.0,
         lambda_min=0.0 if n_removed > 0 else 1.0,
         mask=mask,

@@ -1,36 +1,42 @@
-"""Image sources and deterministic patch extraction.
+"""Image sources and deterministic patches (``docs/maths.md`` section 1).
 
 Images are float32 tensors of shape ``(C, H, W)`` with values in ``[0, 1]``.
-Sources:
+Sources (:data:`SOURCES`):
 
 - ``"skimage"`` (default): natural images shipped inside the scikit-image
   wheel (:data:`SKIMAGE_IMAGES`); no network access is ever needed.
-- ``"kodak24"``, ``"bsds500"``, ``"cbsd68"``: the deepinv 0.5 dataset
-  classes (``deepinv.datasets.Kodak24``, ``BSDS500``, ``CBSD68``), stored under
-  ``data_path`` (deepinv's cache directory when ``None``) and downloaded only
-  when ``download=True``.
-- ``"folder"``: every ``.png``, ``.jpg`` or ``.jpeg`` file of a folder.
+- ``"kodak24"``, ``"bsds500"``, ``"cbsd68"``: deepinv's dataset classes
+  (``deepinv.datasets.Kodak24``, ``BSDS500``, ``CBSD68``) find, check and
+  (only with ``download=True``) download the files under ``data_path``, and
+  their items are the images.
+- ``"folder"``: every ``.png``, ``.jpg`` or ``.jpeg`` file of a folder, read
+  through ``deepinv.datasets.ImageFolder``.
+
+Every image goes through :func:`_to_tensor` (one conversion for all sources:
+grayscale modes kept, alpha dropped, BT.601 luma for grayscale). A file that
+cannot be decoded gives a one-line ``ValueError`` naming it.
 
 :func:`extract_patches` cuts patches at positions drawn from a local
 ``numpy.random.Generator`` (the global RNGs are never used) and
 :func:`make_train_test` builds training and test patches from disjoint sets of
-images.
+images. The public functions validate their parameters once; the private
+helpers they call do not validate again.
 """
 
-import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .validation import check_bool, check_choice, check_int, fail
+
 #: Natural images of ``skimage.data`` that load offline from files inside the
 #: scikit-image wheel, in the order used to split train and test images (see
 #: :func:`make_train_test`). ``"motorcycle"`` is the left view of
 #: ``skimage.data.stereo_motorcycle()``. Not included: ``clock`` (motion
 #: blurred on purpose, so not a clean ground truth) and the images that
-#: scikit-image fetches over the network with pooch (e.g. ``eagle``, ``lily``,
-#: ``kidney``, ``skin``).
+#: scikit-image fetches over the network (e.g. ``eagle``, ``lily``).
 SKIMAGE_IMAGES = (
     "camera",
     "astronaut",
@@ -50,6 +56,8 @@ SKIMAGE_IMAGES = (
 )
 
 SOURCES = ("skimage", "kodak24", "bsds500", "cbsd68", "folder")
+#: The sources read through deepinv's data sets, stored under ``data_path``.
+DEEPINV_SOURCES = ("kodak24", "bsds500", "cbsd68")
 
 #: File suffixes read by the ``"folder"`` source (case-insensitive).
 FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -59,18 +67,34 @@ FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg")
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 _KODAK_SUBDIR = ("Kodak-Lossless-True-Color-Image-Suite-master", "PhotoCD_PCD0992")
-_BSDS_SUBDIR = ("BSDS500-master", "BSDS500", "data", "images")
+_BSDS_LAYOUT = "download.zip and BSDS500-master/BSDS500/data/images/{train,test}/*.jpg"
 _CBSD_FILE = "data-00000-of-00001.arrow"
+_GRAY_MODES = ("1", "L", "I", "I;16", "I;16L", "I;16B", "F")
 
 
 # --------------------------------------------------------------------------
-# Conversion helpers
+# Conversion
 # --------------------------------------------------------------------------
 
 
-def _array_to_tensor(array, grayscale, name):
-    """Convert an image array (H, W[, C]) to a float32 tensor in [0, 1]."""
-    array = np.asarray(array)
+def _pil_to_array(img):
+    """Array of a PIL image: grayscale modes and RGB kept, others as RGB."""
+    if img.mode not in _GRAY_MODES + ("RGB",):
+        return np.asarray(img.convert("RGB"))
+    array = np.asarray(img)
+    if img.mode == "I":  # 32-bit integers: 16-bit PNGs in older PIL
+        array = np.clip(array, 0, 65535).astype(np.uint16)
+    return array
+
+
+def _to_tensor(image, grayscale, name):
+    """Float32 ``(C, H, W)`` tensor in [0, 1] of a PIL image or an array.
+
+    Integers are scaled by 1/255 (1/65535 for 16-bit), alpha channels dropped;
+    ``C = 1`` (colour through :data:`LUMA_WEIGHTS`) if ``grayscale``, else 3
+    (a grayscale image repeated).
+    """
+    array = image if isinstance(image, np.ndarray) else _pil_to_array(image)
     if array.dtype == bool:
         array = array.astype(np.float64)
     elif array.dtype == np.uint8:
@@ -84,8 +108,6 @@ def _array_to_tensor(array, grayscale, name):
     else:
         raise ValueError(f"image {name} has unsupported dtype {array.dtype}")
     array = np.clip(array, 0.0, 1.0)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
     if array.ndim == 3 and array.shape[-1] in (2, 4):
         array = array[..., :-1]  # drop the alpha channel
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -107,28 +129,28 @@ def _array_to_tensor(array, grayscale, name):
     return img.to(torch.float32).contiguous()
 
 
-def _pil_to_array(img):
-    """Array of a PIL image: gray modes kept as they are, others as RGB."""
-    if img.mode in ("1", "L", "I", "I;16", "I;16L", "I;16B", "F", "RGB"):
-        array = np.asarray(img)
-        if img.mode == "I":  # 32-bit integers: 16-bit PNGs in older PIL
-            array = np.clip(array, 0, 65535).astype(np.uint16)
-        return array
-    return np.asarray(img.convert("RGB"))
+def _read_file(path):
+    """Decoded pixels of one image file; a one-line error naming it if corrupt."""
+    from PIL import Image
 
-
-def _read_image_file(path, grayscale):
-    """Read one image file as a float32 (C, H, W) tensor in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
-            array = _pil_to_array(img)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot read image file {str(path)!r}: {err}") from err
-    return _array_to_tensor(array, grayscale, repr(str(path)))
+            return _pil_to_array(img)
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's decoding errors
+        raise ValueError(f"cannot read image file {str(path)!r}: {err}") from None
+
+
+def _dataset_images(dataset, names, grayscale):
+    """``[(name, tensor), ...]`` of the items ``{"x": image}`` of a deepinv set."""
+    out = []
+    for i, name in enumerate(names):
+        try:
+            image = dataset[i]["x"]
+        except (OSError, SyntaxError) as err:  # PIL, inside deepinv's reader
+            raise ValueError(f"cannot read image file {name!r}: {err}") from None
+        out.append((name, _to_tensor(image, grayscale, repr(name))))
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -136,40 +158,38 @@ def _read_image_file(path, grayscale):
 # --------------------------------------------------------------------------
 
 
-def _skimage_array(name):
+def _load_skimage(grayscale):
     import skimage.data
 
-    if name == "motorcycle":
-        return skimage.data.stereo_motorcycle()[0]
-    return getattr(skimage.data, name)()
+    out = []
+    for name in SKIMAGE_IMAGES:
+        if name == "motorcycle":
+            array = skimage.data.stereo_motorcycle()[0]
+        else:
+            array = getattr(skimage.data, name)()
+        out.append((name, _to_tensor(np.asarray(array), grayscale, repr(name))))
+    return out
 
 
-def _load_skimage(grayscale):
-    return [
-        (name, _array_to_tensor(_skimage_array(name), grayscale, repr(name)))
-        for name in SKIMAGE_IMAGES
-    ]
+def _load_folder(folder, grayscale, owner):
+    from deepinv.datasets import ImageFolder
 
-
-def _load_folder(folder, grayscale):
-    if not isinstance(folder, str | os.PathLike) or str(folder) == "":
-        raise ValueError(
-            f"folder must be a directory path for source='folder', got {folder!r}"
-        )
-    path = Path(folder)
-    if not path.exists():
-        raise ValueError(f"folder {str(path)!r} does not exist")
+    path = Path(folder).expanduser()
     if not path.is_dir():
-        raise ValueError(f"folder {str(path)!r} is not a directory")
-    files = sorted(
-        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
+        problem = "is not a directory" if path.exists() else "does not exist"
+        fail(owner, "folder", str(path), f"an existing directory; this one {problem}")
+    dataset = ImageFolder(path, x_path="*", loader=_read_file, use_dict_output=True)
+    dataset.x_paths = sorted(
+        p
+        for p in dataset.x_paths
+        if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
     )
-    if not files:
+    if not dataset.x_paths:
         raise ValueError(
             f"folder {str(path)!r} contains no image file "
             f"({', '.join(FOLDER_SUFFIXES)})"
         )
-    return [(p.name, _read_image_file(p, grayscale)) for p in files]
+    return _dataset_images(dataset, [p.name for p in dataset.x_paths], grayscale)
 
 
 def _not_found(source, root, expected):
@@ -189,99 +209,96 @@ def _deepinv_root(data_path, name):
     return Path(resolve_root(None, name))
 
 
-def _load_kodak24(data_path, download, grayscale):
+def _load_kodak24(root, download, grayscale):
     from deepinv.datasets import Kodak24
 
-    root = _deepinv_root(data_path, "Kodak24")
     try:
         dataset = Kodak24(
             root=str(root), download=download, verbose=False, use_dict_output=True
         )
-    except RuntimeError as err:  # deepinv: not found (or checksum mismatch)
+    except RuntimeError:  # deepinv: not found (or checksum mismatch)
         raise _not_found(
-            "kodak24", root, f"{Path(*_KODAK_SUBDIR)}/01.png ... 24.png"
-        ) from err
-    files = sorted(Path(p) for p in dataset.x_paths)
-    return [(p.name, _read_image_file(p, grayscale)) for p in files]
+            "kodak24", root, f"{Path(*_KODAK_SUBDIR)}/01.png ..."
+        ) from None
+    # file-name order (deepinv's glob order is the file system's), read as
+    # the folder source reads files
+    dataset.x_paths = sorted(Path(p) for p in dataset.x_paths)
+    dataset.loader = _read_file
+    return _dataset_images(dataset, [p.name for p in dataset.x_paths], grayscale)
 
 
-def _load_bsds500(data_path, download, grayscale):
+def _load_bsds500(root, download, grayscale):
     from deepinv.datasets import BSDS500
 
-    root = _deepinv_root(data_path, "BSDS500")
-    # deepinv's BSDS500 refuses to load without the archive it downloaded
-    # (it creates ``root`` first), so check before building it.
+    # deepinv's BSDS500 creates ``root`` before refusing to load without the
+    # archive it downloaded: check first.
     if not download and not (root / "download.zip").is_file():
-        raise _not_found(
-            "bsds500",
-            root,
-            f"download.zip and {Path(*_BSDS_SUBDIR)}/{{train,test}}/*.jpg",
-        )
+        raise _not_found("bsds500", root, _BSDS_LAYOUT)
     dataset = BSDS500(
         root=str(root), download=download, train=True, use_dict_output=True
     )
-    if len(dataset.file_list) == 0:
-        raise _not_found(
-            "bsds500",
-            root,
-            f"download.zip and {Path(*_BSDS_SUBDIR)}/{{train,test}}/*.jpg",
-        )
-    return [(Path(p).name, _read_image_file(p, grayscale)) for p in dataset.file_list]
+    if len(dataset) == 0:
+        raise _not_found("bsds500", root, _BSDS_LAYOUT)
+    # deepinv converts each JPEG to RGB (all BSDS500 images are colour)
+    return _dataset_images(
+        dataset, [Path(p).name for p in dataset.file_list], grayscale
+    )
 
 
-def _load_cbsd68(data_path, download, grayscale):
-    root = _deepinv_root(data_path, "CBSD68")
-    if not download and not (root / _CBSD_FILE).is_file():
-        raise _not_found(
-            "cbsd68", root, f"the HuggingFace dataset saved to disk ({_CBSD_FILE})"
-        )
-    try:  # a local 'datasets' folder (benchopt's) may shadow the package
-        from datasets import load_from_disk  # noqa: F401
-    except ImportError as err:
-        raise ImportError(
-            "source='cbsd68' needs the HuggingFace 'datasets' package, which "
-            "deepinv.datasets.CBSD68 uses to read the data: pip install datasets"
-        ) from err
+def _load_cbsd68(root, download, grayscale):
     from deepinv.datasets import CBSD68
 
+    if not download and not (root / _CBSD_FILE).is_file():
+        raise _not_found("cbsd68", root, f"the HuggingFace dataset ({_CBSD_FILE})")
+    # needs the HuggingFace ``datasets`` package (deepinv raises ImportError)
     try:
         dataset = CBSD68(root=str(root), download=download, use_dict_output=True)
-    except RuntimeError as err:  # deepinv: not found (or checksum mismatch)
+    except RuntimeError:  # deepinv: not found (or checksum mismatch)
         raise _not_found(
-            "cbsd68", root, f"the HuggingFace dataset saved to disk ({_CBSD_FILE})"
-        ) from err
-    out = []
-    for i in range(len(dataset)):
-        name = f"cbsd68[{i}]"
-        out.append(
-            (name, _array_to_tensor(_pil_to_array(dataset[i]["x"]), grayscale, name))
-        )
-    return out
+            "cbsd68", root, f"the HuggingFace dataset ({_CBSD_FILE})"
+        ) from None
+    return _dataset_images(
+        dataset, [f"cbsd68[{i}]" for i in range(len(dataset))], grayscale
+    )
 
 
-def _load_named(source, grayscale, folder, data_path, download):
-    """Validate the arguments and load ``[(name, image), ...]``."""
-    if not isinstance(source, str) or source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if not isinstance(grayscale, bool | np.bool_):
-        raise ValueError(f"grayscale must be a bool, got {grayscale!r}")
-    if not isinstance(download, bool | np.bool_):
-        raise ValueError(f"download must be a bool, got {download!r}")
-    grayscale, download = bool(grayscale), bool(download)
+_DEEPINV_LOADERS = {
+    "kodak24": ("Kodak24", _load_kodak24),
+    "bsds500": ("BSDS500", _load_bsds500),
+    "cbsd68": ("CBSD68", _load_cbsd68),
+}
+
+
+def _check_source(source, folder, grayscale, download, owner):
+    """Validate the arguments of :func:`load_images` (once)."""
+    check_choice(source, "source", SOURCES, owner)
+    if source == "folder":
+        if not isinstance(folder, str | os.PathLike) or str(folder) == "":
+            fail(owner, "folder", folder, "a directory path for source='folder'")
+    elif folder is not None:
+        fail(owner, "folder", folder, f"None unless source='folder' (got {source!r})")
+    check_bool(grayscale, "grayscale", owner)
+    check_bool(download, "download", owner)
+
+
+def _load(source, grayscale, folder, data_path, download, owner=""):
+    """``[(name, image), ...]`` of a source (arguments already validated)."""
     if source == "skimage":
         return _load_skimage(grayscale)
     if source == "folder":
-        return _load_folder(folder, grayscale)
-    loader = {
-        "kodak24": _load_kodak24,
-        "bsds500": _load_bsds500,
-        "cbsd68": _load_cbsd68,
-    }[source]
-    return loader(data_path, download, grayscale)
+        return _load_folder(folder, grayscale, owner)
+    deepinv_name, loader = _DEEPINV_LOADERS[source]
+    return loader(_deepinv_root(data_path, deepinv_name), download, grayscale)
 
 
 def load_images(
-    source="skimage", *, grayscale=True, folder=None, data_path=None, download=False
+    source="skimage",
+    *,
+    grayscale=True,
+    folder=None,
+    data_path=None,
+    download=False,
+    owner="",
 ):
     """Load the images of a source.
 
@@ -298,15 +315,18 @@ def load_images(
         :data:`LUMA_WEIGHTS`) if ``True``; else three channels (grayscale
         images repeated).
     folder : str or pathlib.Path, optional
-        For ``source="folder"`` only: a directory whose ``.png``, ``.jpg`` and
-        ``.jpeg`` files (not sub-directories) are loaded, sorted by file name.
-        Alpha channels are dropped, 16-bit images scaled by 1/65535.
+        For ``source="folder"`` only: a directory (``~`` expanded) whose
+        ``.png``, ``.jpg`` and ``.jpeg`` files (not sub-directories) are
+        loaded, sorted by file name. Alpha channels are dropped, 16-bit
+        images scaled by 1/65535.
     data_path : str or pathlib.Path, optional
         Root directory of the deepinv data sets (their ``root`` argument);
         ``None`` means deepinv's default cache directory.
     download : bool, default=False
         Whether the deepinv data sets may be downloaded into ``data_path``
         when missing. Never needed for ``"skimage"`` and ``"folder"``.
+    owner : str, default=""
+        Component named in error messages.
 
     Returns
     -------
@@ -317,15 +337,15 @@ def load_images(
     Raises
     ------
     ValueError
-        Unknown ``source``; missing, empty or non-existent ``folder``; an
+        A bad parameter; a missing, empty or non-existent ``folder``; an
         unreadable file (named); a deepinv data set that is not on disk while
         ``download=False``.
     ImportError
         ``source="cbsd68"`` without the ``datasets`` package.
     """
-    return [
-        img for _, img in _load_named(source, grayscale, folder, data_path, download)
-    ]
+    _check_source(source, folder, grayscale, download, owner)
+    named = _load(source, grayscale, folder, data_path, download, owner)
+    return [img for _, img in named]
 
 
 # --------------------------------------------------------------------------
@@ -335,10 +355,6 @@ def load_images(
 
 def _plan_patches(shapes, names, n_patches, patch_size, seed, n_name):
     """Draw (image index, row, col) of each patch; see :func:`extract_patches`."""
-    n_patches = _check_count(n_patches, n_name)
-    patch_size = _check_count(patch_size, "patch_size")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if len(shapes) == 0:
         raise ValueError("images must contain at least one image")
     n_pos_h, n_pos_w = [], []
@@ -357,7 +373,7 @@ def _plan_patches(shapes, names, n_patches, patch_size, seed, n_name):
             f"{len(shapes)} image(s)"
         )
 
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(seed)
     order = rng.permutation(len(shapes))
     # Round-robin over the permuted images, skipping the exhausted ones.
     counts = [0] * len(shapes)
@@ -374,13 +390,8 @@ def _plan_patches(shapes, names, n_patches, patch_size, seed, n_name):
     for j in range(len(shapes)):
         if counts[j]:
             flat = rng.choice(capacity[j], size=counts[j], replace=False)
-            positions[j] = list(
-                zip(
-                    (flat // n_pos_w[j]).tolist(),
-                    (flat % n_pos_w[j]).tolist(),
-                    strict=True,
-                )
-            )
+            rows, cols = (flat // n_pos_w[j]).tolist(), (flat % n_pos_w[j]).tolist()
+            positions[j] = list(zip(rows, cols, strict=True))
     plan, used = [], [0] * len(shapes)
     for j in owner:
         row, col = positions[j][used[j]]
@@ -389,28 +400,11 @@ def _plan_patches(shapes, names, n_patches, patch_size, seed, n_name):
     return plan
 
 
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _extract(images, names, n_patches, patch_size, seed, n_name, return_index):
-    images = list(images)
-    for img, name in zip(images, names, strict=True):
-        if not isinstance(img, torch.Tensor) or img.ndim != 3:
-            raise ValueError(
-                f"image {name} must be a tensor of shape (C, H, W), got "
-                f"{getattr(img, 'shape', type(img).__name__)}"
-            )
-    if len({img.shape[0] for img in images}) > 1:
-        raise ValueError(
-            "images must all have the same number of channels, got "
-            f"{sorted({img.shape[0] for img in images})}"
-        )
+def _cut(images, names, n_patches, patch_size, seed, n_name, return_index=False):
+    """The patches of :func:`extract_patches` (arguments already validated)."""
     shapes = [tuple(img.shape[-2:]) for img in images]
     plan = _plan_patches(shapes, names, n_patches, patch_size, seed, n_name)
-    p = int(patch_size)
+    p = patch_size
     patches = torch.stack(
         [images[j][:, r : r + p, c : c + p] for j, r, c in plan]
     ).contiguous()
@@ -459,10 +453,22 @@ def extract_patches(images, n_patches, patch_size, seed, *, return_index=False):
         distinct positions; images with different channel counts.
     """
     images = list(images)
+    n_patches = check_int(n_patches, "n_patches", 1)
+    patch_size = check_int(patch_size, "patch_size", 1)
+    seed = check_int(seed, "seed", 0)
     names = [f"images[{i}]" for i in range(len(images))]
-    return _extract(
-        images, names, n_patches, patch_size, seed, "n_patches", return_index
-    )
+    for img, name in zip(images, names, strict=True):
+        if not isinstance(img, torch.Tensor) or img.ndim != 3:
+            raise ValueError(
+                f"image {name} must be a tensor of shape (C, H, W), got "
+                f"{getattr(img, 'shape', type(img).__name__)}"
+            )
+    if len({img.shape[0] for img in images}) > 1:
+        raise ValueError(
+            "images must all have the same number of channels, got "
+            f"{sorted({img.shape[0] for img in images})}"
+        )
+    return _cut(images, names, n_patches, patch_size, seed, "n_patches", return_index)
 
 
 def split_images(n_images):
@@ -501,13 +507,15 @@ def make_train_test(
     folder=None,
     data_path=None,
     download=False,
+    owner="",
 ):
     """Training and test patches cut from disjoint sets of images.
 
     The images of the source (see :func:`load_images`) are split by
     :func:`split_images`: the last third (at least one image) gives the test
     patches, the rest the training patches. Both sets are drawn with
-    :func:`extract_patches` from two seeds derived from ``seed``.
+    :func:`extract_patches` from two seeds derived from ``seed`` by
+    ``numpy.random.SeedSequence``.
 
     Parameters
     ----------
@@ -521,7 +529,7 @@ def make_train_test(
         One channel if ``True``, else three.
     seed : int, default=0
         Non-negative seed of the patch positions.
-    folder, data_path, download
+    folder, data_path, download, owner
         See :func:`load_images`.
 
     Returns
@@ -537,30 +545,22 @@ def make_train_test(
         Bad parameters (named), fewer than 2 images, or more patches than the
         training or test images can give.
     """
-    n_train = _check_count(n_train, "n_train")
-    n_test = _check_count(n_test, "n_test")
-    patch_size = _check_count(patch_size, "patch_size")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    named = _load_named(source, grayscale, folder, data_path, download)
-    train_idx, test_idx = split_images(len(named))
-    seed_train, seed_test = np.random.SeedSequence(int(seed)).generate_state(2)
-    x_train = _extract(
-        [named[i][1] for i in train_idx],
-        [repr(named[i][0]) for i in train_idx],
-        n_train,
-        patch_size,
-        int(seed_train),
-        "n_train",
-        False,
-    )
-    x_test = _extract(
-        [named[i][1] for i in test_idx],
-        [repr(named[i][0]) for i in test_idx],
-        n_test,
-        patch_size,
-        int(seed_test),
-        "n_test",
-        False,
-    )
-    return x_train, x_test
+    n_train = check_int(n_train, "n_train", 1, owner=owner)
+    n_test = check_int(n_test, "n_test", 1, owner=owner)
+    patch_size = check_int(patch_size, "patch_size", 1, owner=owner)
+    seed = check_int(seed, "seed", 0, owner=owner)
+    _check_source(source, folder, grayscale, download, owner)
+    named = _load(source, grayscale, folder, data_path, download, owner)
+    seeds = np.random.SeedSequence(seed).generate_state(2)
+    out = []
+    for idx, n, n_name, s in zip(
+        split_images(len(named)),
+        (n_train, n_test),
+        ("n_train", "n_test"),
+        seeds,
+        strict=True,
+    ):
+        images = [named[i][1] for i in idx]
+        names = [repr(named[i][0]) for i in idx]
+        out.append(_cut(images, names, n, patch_size, int(s), n_name))
+    return tuple(out)

@@ -1,8 +1,13 @@
 """Build a task's data: clean patches, operator, frozen measurements.
 
-Shared by the files in ``datasets/`` (``ALGORITHMS.md`` section 1): train and
+Shared by the files in ``datasets/`` (``docs/maths.md`` section 1): train and
 test patches come from different source images; the noise is drawn once from
-the seed and frozen; test measurements use an independent noise draw.
+the seed and frozen; test measurements use an independent noise draw. Each
+dataset parameter is validated once, by the function that uses it:
+``noise_level`` here, the image parameters in
+:func:`benchmark_utils.images.make_train_test`, the operator parameters in
+:func:`benchmark_utils.forward.make_forward`; every message starts with the
+dataset's name.
 """
 
 from __future__ import annotations
@@ -10,9 +15,16 @@ from __future__ import annotations
 from benchopt import BaseDataset
 from benchopt.config import get_data_path
 
-from .forward import make_forward
-from .images import SOURCES, make_train_test
-from .validation import check_bool, check_choice, check_real
+from .forward import NOISE_SIGMA_MAX, make_forward
+from .images import DEEPINV_SOURCES, make_train_test
+from .validation import check_real
+
+#: Largest ``noise_level`` (0-255 scale): a noise standard deviation of at
+#: most the pixel range.
+NOISE_LEVEL_MAX = 255.0 * NOISE_SIGMA_MAX
+
+#: dataset parameters that configure the operator rather than the images
+PHYSICS_PARAMETERS = ("kernel_size", "blur_sigma", "mask_ratio")
 
 
 def build_task_data(
@@ -43,25 +55,21 @@ def build_task_data(
     grayscale : bool
         One channel or three.
     noise_level : float
-        Noise standard deviation on the 0-255 scale (sigma = noise_level/255).
+        Noise standard deviation on the 0-255 scale, in
+        ``[0, NOISE_LEVEL_MAX]`` (sigma = noise_level / 255).
     seed : int
         Seed of patches, operator (e.g. inpainting mask) and noise.
     **physics
         ``kernel_size``, ``blur_sigma`` or ``mask_ratio``.
+
+    Returns
+    -------
+    data : dict
+        ``x_train``, ``y_train``, ``x_test``, ``y_test`` (float32 tensors
+        ``(n, C, p, p)``), ``forward`` (the
+        :class:`~benchmark_utils.forward.ForwardOperator`) and ``task``.
     """
-    owner = task
-    check_choice(source, "source", SOURCES, owner)
-    if folder is not None and source != "folder":
-        raise ValueError(
-            f"{owner}: parameter folder={folder!r} is only used with "
-            f"source='folder' (got source={source!r})"
-        )
-    check_bool(download, "download", owner)
-    check_bool(grayscale, "grayscale", owner)
-    noise_level = check_real(noise_level, "noise_level", low=0, owner=owner)
-    data_path = None
-    if source not in ("skimage", "folder"):
-        data_path = get_data_path(source)
+    noise_level = check_real(noise_level, "noise_level", 0, NOISE_LEVEL_MAX, owner=task)
     x_train, x_test = make_train_test(
         source,
         n_train=n_train,
@@ -70,8 +78,9 @@ def build_task_data(
         grayscale=grayscale,
         seed=seed,
         folder=folder,
-        data_path=data_path,
+        data_path=get_data_path(source) if source in DEEPINV_SOURCES else None,
         download=download,
+        owner=task,
     )
     forward = make_forward(
         task,
@@ -79,6 +88,7 @@ def build_task_data(
         noise_sigma=noise_level / 255.0,
         seed=seed,
         dtype=x_train.dtype,
+        owner=task,
         **physics,
     )
     y_train = forward.measure(x_train, seed=seed + 1)
@@ -93,16 +103,12 @@ def build_task_data(
     )
 
 
-#: dataset parameters that configure the operator rather than the images
-PHYSICS_PARAMETERS = ("kernel_size", "blur_sigma", "mask_ratio")
-
-
 class TaskDataset(BaseDataset):
     """Base of the files in ``datasets/``: one task, its parameters, no code.
 
     A subclass sets ``name`` (the task), ``parameters`` and
     ``test_parameters``; the data seed is the same for every repetition, so
-    the noise and patches are frozen (ALGORITHMS.md section 1).
+    the noise and patches are frozen (``docs/maths.md`` section 1).
     """
 
     requirements = [

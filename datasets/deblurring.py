@@ -1,4 +1,4 @@
-"""Gaussian deblurring of natural-image patches (``ALGORITHMS.md`` section 1).
+"""Gaussian deblurring of natural-image patches (``docs/maths.md`` section 1).
 
 A is a circular convolution with a normalised ``kernel_size`` x
 ``kernel_size`` Gaussian kernel of standard deviation ``blur_sigma``

@@ -1,4 +1,4 @@
-"""Gaussian denoising of natural-image patches (``ALGORITHMS.md`` section 1).
+"""Gaussian denoising of natural-image patches (``docs/maths.md`` section 1).
 
 A = I and y_i = x_i + sigma * noise_i, sigma = noise_level / 255, the noise
 drawn once from the seed and frozen. The default source is the natural

@@ -1,4 +1,4 @@
-"""Noisy inpainting of natural-image patches (``ALGORITHMS.md`` section 1).
+"""Noisy inpainting of natural-image patches (``docs/maths.md`` section 1).
 
 A = diag(mask) (``deepinv.physics.Inpainting``): a random pixel mask, drawn
 once from the seed and shared by every image, removes a fraction

@@ -1,6 +1,13 @@
-"""Image sources and patches (benchmark_utils.images); offline, no downloads."""
+"""Image sources and patches (benchmark_utils.images); offline, no downloads.
+
+Tests write their own small image files, laid out as deepinv expects for its
+data sets; the HuggingFace ``datasets`` package that CBSD68 reads through is
+replaced by a stand-in module.
+"""
 
 import socket
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -15,6 +22,7 @@ from benchmark_utils.images import (
     make_train_test,
     split_images,
 )
+from tests.bench_helpers import benchmark, get_dataset
 
 
 @pytest.fixture(scope="module")
@@ -271,9 +279,11 @@ def test_folder_source(tmp_path):
 
 
 def test_folder_bad_input(tmp_path):
-    with pytest.raises(ValueError, match="folder"):
+    with pytest.raises(ValueError, match="folder=None .*a directory path"):
         load_images("folder")
-    with pytest.raises(ValueError, match="folder .*does not exist"):
+    with pytest.raises(ValueError, match="folder='/tmp' .*unless source='folder'"):
+        load_images("skimage", folder="/tmp")
+    with pytest.raises(ValueError, match="folder=.*this one does not exist"):
         load_images("folder", folder=tmp_path / "missing")
     (tmp_path / "file.png").write_bytes(b"")
     with pytest.raises(ValueError, match="not a directory"):
@@ -283,20 +293,65 @@ def test_folder_bad_input(tmp_path):
     (empty / "readme.txt").write_text("hello")
     with pytest.raises(ValueError, match="no image file"):
         load_images("folder", folder=empty)
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    _write_png(bad / "good.png", np.zeros((4, 4), dtype=np.uint8))
-    (bad / "broken.jpg").write_bytes(b"this is not a jpeg")
-    with pytest.raises(ValueError, match="broken.jpg"):
-        load_images("folder", folder=bad)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("zero.png", b""),
+        ("broken.jpg", b"this is not a jpeg"),
+        ("truncated.png", None),  # a valid header, pixels cut off
+    ],
+)
+def test_folder_unreadable_file(tmp_path, name, content):
+    _write_png(tmp_path / "good.png", np.zeros((4, 4), dtype=np.uint8))
+    if content is None:
+        _write_png(
+            tmp_path / "full.png",
+            (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8),
+        )
+        content = (tmp_path / "full.png").read_bytes()[:100]
+        (tmp_path / "full.png").unlink()
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=f"cannot read image file '.*{name}'") as err:
+        load_images("folder", folder=tmp_path)
+    # one line, and no chained PIL traceback
+    assert "\n" not in str(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_folder_home_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _constant_images(tmp_path / "pics", [10, 20])
+    assert len(load_images("folder", folder="~/pics")) == 2
+
+
+def test_folder_path_with_comma_through_benchopt_parser(tmp_path):
+    """The quoting documented in docs/data.md, parsed as ``benchopt run -d``."""
+    folder = tmp_path / "my pics, 2024"
+    _constant_images(folder, [10, 20, 30])
+    quoted = f"denoising[source=folder,folder='{folder}',n_train=2,n_test=1]"
+    [(cls, params)] = benchmark().check_dataset_patterns([quoted])
+    assert params["folder"] == str(folder)
+    dataset = get_dataset(
+        "denoising",
+        source="folder",
+        folder=params["folder"],
+        patch_size=8,
+        n_train=2,
+        n_test=1,
+    )
+    assert dataset.get_data()["x_train"].shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="Invalid name"):  # unquoted: cut at ","
+        benchmark().check_dataset_patterns([quoted.replace("'", "")])
 
 
 def test_bad_source_and_flags():
-    with pytest.raises(ValueError, match="source must be one of .*skimage.*folder"):
+    with pytest.raises(ValueError, match="source='imagenet' .*'skimage'.*'folder'"):
         load_images("imagenet")
-    with pytest.raises(ValueError, match="grayscale"):
+    with pytest.raises(ValueError, match="grayscale='yes' .*True or False"):
         load_images(grayscale="yes")
-    with pytest.raises(ValueError, match="download"):
+    with pytest.raises(ValueError, match="download=1 .*True or False"):
         load_images(download=1)
 
 
@@ -364,41 +419,39 @@ def test_cbsd68_missing(tmp_path):
         load_images("cbsd68", data_path=tmp_path)
 
 
-def _hf_datasets():
-    """The HuggingFace ``datasets`` package, or None (also when shadowed)."""
-    try:
-        import datasets
-        from datasets import load_from_disk  # noqa: F401
-    except ImportError:
-        return None
-    return datasets
+def _hf_stand_in(monkeypatch, items):
+    """Replace the HuggingFace ``datasets`` package by a stand-in module."""
+    module = types.ModuleType("datasets")
+    module.load_from_disk = lambda root: items
+    module.load_dataset = None
+    monkeypatch.setitem(sys.modules, "datasets", module)
 
 
-def test_cbsd68_needs_datasets_package(tmp_path):
-    if _hf_datasets() is not None:
-        pytest.skip("the 'datasets' package is installed")
+def test_cbsd68_needs_datasets_package(tmp_path, monkeypatch):
     (tmp_path / "data-00000-of-00001.arrow").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
     with pytest.raises(ImportError, match="datasets"):
         load_images("cbsd68", data_path=tmp_path)
 
 
 def test_cbsd68_layout(tmp_path, monkeypatch):
-    hf = _hf_datasets()
-    if hf is None:
-        pytest.skip("needs the HuggingFace 'datasets' package")
     from deepinv.datasets import CBSD68
     from deepinv.datasets.utils import calculate_md5
 
     rng = np.random.default_rng(2)
     arrays = [rng.integers(0, 256, size=(5, 6, 3), dtype=np.uint8) for _ in range(2)]
-    dataset = hf.Dataset.from_dict(
-        {"png": [Image.fromarray(a) for a in arrays]},
-        features=hf.Features({"png": hf.Image()}),
-    )
-    dataset.save_to_disk(str(tmp_path))
     arrow = tmp_path / "data-00000-of-00001.arrow"
+    arrow.write_bytes(b"stand-in for the arrow file")
+    # the real checksum does not match: deepinv reports "not found"
+    _hf_stand_in(monkeypatch, [{"png": Image.fromarray(a)} for a in arrays])
+    with pytest.raises(ValueError, match="cbsd68.*download=True"):
+        load_images("cbsd68", data_path=tmp_path)
     monkeypatch.setattr(CBSD68, "checksum", calculate_md5(fpath=str(arrow)))
     images = load_images("cbsd68", data_path=tmp_path, grayscale=False)
     assert len(images) == 2
     for img, arr in zip(images, arrays, strict=True):
         torch.testing.assert_close(img, torch.from_numpy(arr).permute(2, 0, 1) / 255.0)
+    gray = load_images("cbsd68", data_path=tmp_path)
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float64)[:, None, None]
+    expected = (weights * torch.from_numpy(arrays[0]).permute(2, 0, 1) / 255).sum(0)
+    torch.testing.assert_close(gray[0][0], expected.float())

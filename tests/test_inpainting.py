@@ -50,7 +50,7 @@ def test_inpainting_mask_follows_ratio_and_seed():
     assert not torch.equal(d1["forward"].mask, d3["forward"].mask)
 
 
-@pytest.mark.parametrize("mask_ratio", [-0.1, 1.0])
+@pytest.mark.parametrize("mask_ratio", [-0.1, 0.96, 1.0])
 def test_inpainting_bad_mask_ratio(mask_ratio):
     with pytest.raises(ValueError, match="mask_ratio"):
         _data(mask_ratio=mask_ratio)
