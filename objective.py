@@ -157,7 +157,9 @@ class Objective(BaseObjective):
         "dataset": {"name": "denoising", "n_train": 4, "n_test": 2, "patch_size": 16},
     }
 
-    def set_data(self, x_train, y_train, x_test, y_test, forward, task):
+    def set_data(
+        self, x_train, y_train, x_test, y_test, forward, task, setup_error=None
+    ):
         """Validate the parameters and build the problem; never raises.
 
         benchopt 1.10 calls ``set_data`` while it enumerates the cells
@@ -166,8 +168,13 @@ class Objective(BaseObjective):
         other cells' results. A failure is therefore kept and raised by
         :meth:`get_objective`, which benchopt calls inside each cell: a bad
         objective fails its own cells only, still before any cost is spent.
+        ``setup_error`` is a bad dataset's error, carried the same way (see
+        :meth:`benchmark_utils.tasks.TaskDataset.get_data`).
         """
         self._setup_error = None
+        if setup_error is not None:
+            self._setup_error = (setup_error, setup_error.__traceback__)
+            return
         try:
             self._set_data(x_train, y_train, x_test, y_test, forward, task)
         except Exception as err:  # raised again, per cell, by get_objective

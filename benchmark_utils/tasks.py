@@ -120,6 +120,22 @@ class TaskDataset(BaseDataset):
     ]
 
     def get_data(self):
+        """The task's data dict; a bad parameter is returned, not raised.
+
+        benchopt 1.10 calls ``get_data`` while it enumerates the cells,
+        outside its per-cell error handling, so raising here would end the
+        whole run (exit 1, no result file) although the other datasets'
+        cells are fine. The error travels as ``setup_error`` to
+        ``Objective.set_data``, which raises it in each of this dataset's
+        cells, before any cost is spent.
+        """
+        try:
+            return self._build()
+        except (ValueError, TypeError, OSError) as err:
+            data = dict.fromkeys(("x_train", "y_train", "x_test", "y_test", "forward"))
+            return dict(data, task=self.name, setup_error=err)
+
+    def _build(self):
         physics = {
             key: getattr(self, key)
             for key in PHYSICS_PARAMETERS

@@ -217,10 +217,15 @@ def build(objective_params=None, solver_name="ISGD", solver_params=None):
 @pytest.mark.parametrize("name,row", _params(DATASET_CASES))
 def test_bad_dataset_parameter(name, row):
     params = {**SMALL, **row["extra"], row["param"]: row["value"]}
-    dataset = get_dataset(name, **params)
+    data = get_dataset(name, **params).get_data()
+    assert isinstance(data["setup_error"], ValueError)
+    check_message(data["setup_error"], row["param"], row["allowed"])
+    # ... and the objective raises it in the cell, before any cost
+    objective = get_objective()
+    objective.set_data(**data)
     with pytest.raises(ValueError) as err:
-        dataset.get_data()
-    check_message(err.value, row["param"], row["allowed"])
+        objective.get_objective()
+    assert err.value is data["setup_error"]
 
 
 @pytest.mark.parametrize("name,row", _params({"objective": OBJECTIVE_CASES}))
@@ -338,4 +343,27 @@ def test_grid_with_a_bad_objective_keeps_the_good_cells(tmp_path):
     assert re.search(r"ISGD\[.*\]: error", log)
     df = pd.read_parquet(out)
     assert set(df["p_obj_n_filters"]) == {2}
+    assert df["objective_cost"].max() >= 50
+
+
+@pytest.mark.slow
+def test_grid_with_a_bad_dataset_keeps_the_good_cells(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "grid.parquet"
+    cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT), "--no-plot"]
+    cmd += ["--no-cache", "--output", str(out), "-n", "5", "-r", "1"]
+    cmd += ["-d", "denoising[n_train=4,n_test=2,patch_size=16,noise_level=1e6]"]
+    cmd += ["-d", "denoising[n_train=4,n_test=2,patch_size=16]"]
+    cmd += ["-o", "Bilevel imaging[n_filters=2,budget=50,n_checkpoints=2]"]
+    cmd += ["-s", "ISGD[batch_size=2,q=0]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, log[-3000:]
+    assert "noise_level=1000000.0 is invalid" in log, log[-3000:]
+    df = pd.read_parquet(out)
+    assert set(df["p_dataset_noise_level"]) == {25.0}
     assert df["objective_cost"].max() >= 50
