@@ -200,8 +200,8 @@ def test_soba_first_step_by_hand():
         # steps that cannot move theta in float32, or throw it far away
         ("ISGD", {"step_size": 1e-300}),
         ("ISGD", {"step_size": 5e-5}),
-        ("AmIGO", {"step_size": 1e7}),
-        ("SOBA", {"step_size": 2e6}),
+        ("AmIGO", {"step_size": 1e11}),
+        ("SOBA", {"step_size": 3e10}),
         # accuracies no run can certify, or that never solve
         ("ISGD", {"eps0": 1e-30}),
         ("ISGD", {"eps0": 1e3}),
@@ -221,7 +221,7 @@ def test_bad_parameters_raise(name, bad):
     "name, edge",
     [
         ("ISGD", {"step_size": 1e-4}),
-        ("TTSA", {"step_size": 1e6}),
+        ("TTSA", {"step_size": 1e10}),
         ("ISGD", {"eps0": 1e-12, "delta_ratio": 1.0}),
         ("ISGD", {"eps0": 1e-2, "delta_ratio": 99.0}),
     ],
