@@ -2,7 +2,7 @@
 
 Salehi, Mukherjee, Roberts, Ehrhardt, "An adaptively inexact first-order
 method for bilevel optimization with application to hyperparameter learning"
-(arXiv 2308.10098, MAID); ``ALGORITHMS.md`` sections 4 and 5. Shared by the
+(arXiv 2308.10098, MAID, section 3); ``docs/maths.md`` sections 4 and 5. Shared by the
 MAID and HOAG solvers and usable by tests.
 
 Notation (per image i of a batch of n images, theta fixed): x~_i the
@@ -29,7 +29,7 @@ hence
 where ||J||_rms = ||J_stack|| / sqrt(n) is the norm of the stacked operator
 u -> sum_i J_i^T u_i divided by sqrt(n) (<= max_i ||J_i||; Cauchy-Schwarz over
 images gives the rms). For one image, or equal per-image quantities, this is
-exactly the formula of ``ALGORITHMS.md`` section 4; aggregating per image with
+exactly the formula of ``docs/maths.md`` section 4; aggregating per image with
 the a-posteriori g_i and delta_i (instead of the tolerances eps and delta) is
 tighter and equally rigorous.
 
@@ -89,17 +89,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .hypergradient import _bcast, _bdot
 from .lower_level import batch_norm
-
-
-def _bdot(a, b):
-    return (a * b).flatten(1).sum(dim=1)
 
 
 def _per_image_unit(v):
     """Each image of ``v`` scaled to unit norm (zero images left at zero)."""
     n = batch_norm(v).clamp_min(torch.finfo(v.dtype).tiny)
-    return v / n.view(-1, *([1] * (v.ndim - 1)))
+    return v / _bcast(n, v)
 
 
 @dataclass
@@ -135,10 +132,6 @@ class BoundConstants:
 
 def _fd_step(ref_norm, rel_step):
     return rel_step * max(float(ref_norm), 1.0)
-
-
-def _bcast(s, like):
-    return s.view(-1, *([1] * (like.ndim - 1)))
 
 
 def lanczos_extreme(apply, v0, n_iter):
@@ -209,6 +202,18 @@ def estimate_jac_norm(oracles, theta, x, idx, n_iter=4, rel_step=1e-3, gen=None)
     return math.sqrt(float(lam[0])) / math.sqrt(n)
 
 
+def _nonzero_adjoints(x, q, idx):
+    """(x, q, idx, ||q_i||) restricted to the images with q_i != 0, or None.
+
+    An image with q_i = 0 contributes nothing to the L_H and L_J terms.
+    """
+    qn = batch_norm(q)
+    keep = (qn > 0).nonzero().flatten()
+    if keep.numel() == 0:
+        return None
+    return x[keep], q[keep], idx[keep], qn[keep]
+
+
 def estimate_lip_hess(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=None):
     """max_i ||D_x(Hess_x E_i(x) q_i)|| / ||q_i|| by Lanczos.
 
@@ -216,11 +221,10 @@ def estimate_lip_hess(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=No
     derivatives commute), so Lanczos needs only M_i h: central differences of
     ``hvp`` in x, 2 ``hvp`` per image per step.
     """
-    qn = batch_norm(q)
-    keep = (qn > 0).nonzero().flatten()
-    if keep.numel() == 0:
+    kept = _nonzero_adjoints(x, q, idx)
+    if kept is None:
         return 0.0
-    x, q, idx, qn = x[keep], q[keep], idx[keep], qn[keep]
+    x, q, idx, qn = kept
     t = _fd_step(float(batch_norm(x).max()), rel_step)
 
     def apply(h):
@@ -239,11 +243,10 @@ def estimate_lip_jac(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=Non
     N_i^T p by central differences of ``hvp`` in theta, one image at a time
     (2 ``hvp`` per image).
     """
-    qn = batch_norm(q)
-    keep = (qn > 0).nonzero().flatten()
-    if keep.numel() == 0:
+    kept = _nonzero_adjoints(x, q, idx)
+    if kept is None:
         return 0.0
-    x, q, idx, qn = x[keep], q[keep], idx[keep], qn[keep]
+    x, q, idx, qn = kept
     t = _fd_step(float(batch_norm(x).max()), rel_step)
     s = _fd_step(theta.norm(), rel_step)
 

@@ -110,11 +110,11 @@ class DoublyStochasticSolver(BilevelSolver):
     """Step template of the doubly-stochastic baselines (see module docstring).
 
     A subclass sets ``parameters = stochastic_parameters(...)``, implements
-    :meth:`adjoint`, and may override :meth:`lower_level`,
-    :meth:`inner_steps` or :meth:`inner_step_size`; it extends
-    :meth:`check_parameters` with its own parameters. (A class attribute
-    named like a parameter would shadow the parameter: benchopt sets only
-    the attributes an instance lacks.)
+    :meth:`adjoint`, and may override :meth:`lower_level`, :meth:`inner_steps`
+    or :meth:`inner_step_size`; its iteration counts ``n_*`` are checked
+    here, and it extends :meth:`check_parameters` with its other parameters.
+    (A class attribute named like a parameter would shadow the parameter:
+    benchopt sets only the attributes an instance lacks.)
 
     Attributes
     ----------
@@ -124,11 +124,20 @@ class DoublyStochasticSolver(BilevelSolver):
         Lower-level step of the last step (reported by :meth:`info`).
     """
 
+    #: smallest allowed value of an iteration count ``n_*`` where it is not 1
+    min_counts = {}
+
     def check_parameters(self):
-        """Validate ``batch_size``, ``step_size`` and ``step_power``."""
+        """Validate the shared parameters and every iteration count ``n_*``.
+
+        A count is an integer >= 1, or >= ``min_counts[name]``.
+        """
         self.require_int("batch_size", low=1, high=self.problem.n_images)
         require_step_size(self)
         self.require_real("step_power", low=0, high=1)
+        for name in self.parameters:
+            if name.startswith("n_"):
+                self.require_int(name, low=self.min_counts.get(name, 1))
 
     def init_state(self):
         self.sampler = EpochSampler(
@@ -213,10 +222,6 @@ class RandomNeumannSolver(DoublyStochasticSolver):
     v_i = N eta (I - eta H_i)^{p_i} grad l_i(x_i) (:func:`random_neumann`),
     an unbiased estimate of the N-term Neumann series; p_i ``hvp`` per image.
     """
-
-    def check_parameters(self):
-        super().check_parameters()
-        self.require_int("n_neumann", low=1)
 
     def adjoint(self, hessian, grad_l, idx, eta):
         lengths = draw_neumann_lengths(self.generator, idx.numel(), self.n_neumann)

@@ -31,11 +31,6 @@ class Solver(DoublyStochasticSolver):
     parameters = stochastic_parameters(step_size=10.0, n_inner=10, n_linear=20)
     test_config = {"batch_size": 2, "n_inner": 2, "n_linear": 2}
 
-    def check_parameters(self):
-        super().check_parameters()
-        self.require_int("n_inner", low=1)
-        self.require_int("n_linear", low=1)
-
     def adjoint(self, hessian, grad_l, idx, eta):
         v0 = self.memory.get_q(idx)
         v = linear_system_steps(hessian, v0, grad_l, self.n_linear, eta)

@@ -31,7 +31,3 @@ class Solver(RandomNeumannSolver):
         step_size=1000.0, step_power=0.5, n_inner=50, n_neumann=10
     )
     test_config = {"batch_size": 2, "n_inner": 2, "n_neumann": 3}
-
-    def check_parameters(self):
-        super().check_parameters()
-        self.require_int("n_inner", low=1)

@@ -3,7 +3,7 @@
 Salehi, Mukherjee, Roberts, Ehrhardt, "Bilevel Learning with Inexact
 Stochastic Gradients" (arXiv 2412.12049), and "Bilevel Learning via Inexact
 Stochastic Gradient Descent" (arXiv 2511.06774) for the schedules and Adam.
-``ALGORITHMS.md`` section 5.
+``docs/maths.md`` section 5.
 
 Step k: draw a mini-batch (shuffled epochs), compute the inexact IFT
 hypergradient z at accuracy eps_k (lower-level gradient norm) and
