@@ -76,8 +76,8 @@ conjugate gradient.
 Defaults: eta, rho, rho_bar, nu, nu_bar are the paper's reference values
 (``docs/maths.md`` section 5); step_size, eps0, delta0 as found in
 ``docs/tuning.md``. Information along the curve (:meth:`Solver.info`):
-accepted step, eps, delta, trials, acceptance, omega / ||d||, certification
-and the constants.
+accepted step, eps, delta, trials, descent-test tightenings, acceptance,
+omega / ||d||, certification and the constants.
 """
 
 import math
@@ -309,6 +309,7 @@ class Solver(FullBatchSolver):
             "accuracy": self.eps,
             "delta": self.delta,
             "n_backtracks": self.last["n_backtracks"],
+            "n_tighten": self.last["n_tighten"],
             "accepted": self.last["accepted"],
             "omega_ratio": self.last["omega_ratio"],
             "certified": self.last["certified"],

@@ -261,7 +261,7 @@ def test_maid_oracle_calls_match_hand_counts_with_trials():
     for _ in range(n_rounds):
         step(solver)
         info = solver.info()
-        hypergradients += 1 + solver.last["n_tighten"]
+        hypergradients += 1 + info["n_tighten"]
         trials.append(info["n_backtracks"])
     c = solver.oracles.counters
     assert max(trials) > 1  # some trial was rejected, and counted
