@@ -2,7 +2,7 @@
 
 Salehi, Mukherjee, Roberts, Ehrhardt, "An adaptively inexact first-order
 method for bilevel optimization with application to hyperparameter learning"
-(arXiv 2308.10098, MAID, section 3); ``docs/maths.md`` sections 4 and 5. Shared by the
+(arXiv 2308.10098, MAID); ``docs/maths.md`` sections 4 and 5. Shared by the
 MAID and HOAG solvers and usable by tests.
 
 Notation (per image i of a batch of n images, theta fixed): x~_i the
@@ -57,28 +57,20 @@ central finite differences of counted oracles. Per image and Lanczos step:
 
 Total: 6 n_iter (``ll_grad`` + ``hvp``) and 3 n_iter ``jvp`` per image used.
 
-How conservative each estimate is:
+How conservative each estimate is (measurements: ``docs/tuning.md``, MAID):
 
 - Each is a LOWER estimate of its local quantity (Ritz values lie inside the
-  spectrum). Against dense autograd values on a float64 test problem
-  (``tests/test_maid_hoag.py``) all three are within 3 % below after 10
-  steps; after 4 steps ||J|| and L_J were within 0.3 % and L_H 6 % below
-  (the indefinite M_i converges more slowly).
+  spectrum); ``tests/test_maid_hoag.py`` checks all three against dense
+  autograd values.
 - They are local: at x~ and along the computed adjoint q_i (the first-order
   terms that enter the error), not global Lipschitz constants over all x and
-  directions (for FoE those would be orders of magnitude larger: the third
-  derivative of phi reaches 0.86 / eps_k^2 at the worst pixel).
-- MAID uses a subset of images (``const_images``): on the default problem,
-  the max over 4 of the 16 training images gave ||J|| within 5 % but L_H 3x
-  and L_J 1.5x below the max over all 16.
+  directions (for FoE those would be orders of magnitude larger).
+- MAID estimates them on a subset of images (``const_images``), which can
+  miss the largest per-image values.
 - Nevertheless omega is very pessimistic, because it multiplies worst-case
   norms (||J|| ||q - q*||, ||J|| L_H e ||grad l|| / m^2) and e_i = g_i / m
-  assumes the lower-level residual lies in the weakest-curvature direction:
-  measured omega / ||z - grad f|| was 60 to 5e5 on the tiny test problem and
-  44 to 1e6 on the default denoising problem (float64, random theta, eps from
-  1e-1 to 1e-4), the large ratios where small smoothings eps_k make L_H
-  large. The bracket of f is tight: its half-width was 2 to 3 times the true
-  gap |f - mean_i l_i(x~_i)|.
+  assumes the lower-level residual lies in the weakest-curvature direction.
+  The bracket of f is tight.
 - ``safety`` multiplies the three estimates (MAID's default: 1).
 """
 

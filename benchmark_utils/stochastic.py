@@ -78,7 +78,7 @@ def random_neumann(hessian, b, lengths, n_max, eta):
 
     With p_i uniform on {0, ..., n_max - 1},
     E[v_i] = eta sum_{j < n_max} (I - eta H_i)^j b_i, the n_max-term Neumann
-    approximation of H_i^{-1} b_i (Ghadimi and Wang, 2018, section 3;
+    approximation of H_i^{-1} b_i (Ghadimi and Wang, 2018;
     ``docs/maths.md`` section 5).
 
     Parameters

@@ -1,8 +1,8 @@
 """AmIGO: amortized implicit gradient optimisation.
 
 Arbel, Mairal, "Amortized Implicit Differentiation for Stochastic Bilevel
-Optimization", ICLR 2022 (Algorithm 1, AmIGO, with gradient descent as both
-inner solvers); ``docs/maths.md`` section 5.
+Optimization", ICLR 2022 (AmIGO with gradient descent as both inner
+solvers); ``docs/maths.md`` section 5.
 
 The step of :class:`~benchmark_utils.stochastic.DoublyStochasticSolver`
 with K = ``n_inner`` warm-started gradient steps of size 1/L on each sampled

@@ -1,8 +1,8 @@
 """BSA: bilevel stochastic approximation.
 
 Ghadimi, Wang, "Approximation Methods for Bilevel Programming",
-arXiv 1802.02246, 2018 (Algorithm 2, BSA, and the random-length Neumann
-estimate of the hypergradient, eq. (3.6)); ``docs/maths.md`` section 5.
+arXiv 1802.02246, 2018 (the BSA algorithm and its random-length Neumann
+estimate of the hypergradient); ``docs/maths.md`` section 5.
 
 TTSA with K = ``n_inner`` lower-level steps per visit
 (:class:`~benchmark_utils.stochastic.RandomNeumannSolver`): K warm-started

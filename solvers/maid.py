@@ -2,7 +2,7 @@
 
 Salehi, Mukherjee, Roberts, Ehrhardt, "An adaptively inexact first-order
 method for bilevel optimization with application to hyperparameter learning"
-(arXiv 2308.10098, SIAM J. Math. Data Sci., Algorithm 3.1);
+(arXiv 2308.10098, SIAM J. Math. Data Sci.);
 ``docs/maths.md`` sections 4-5. The a-posteriori bounds and the constants
 live in :mod:`benchmark_utils.maid_bounds`; the full-batch solves, the
 accuracy floors and the iteration cap in :mod:`benchmark_utils.full_batch`.

@@ -2,7 +2,7 @@
 
 Dagreou, Ablin, Vaiter, Moreau, "A framework for bilevel optimization that
 enables stochastic and global variance reduction algorithms", NeurIPS 2022
-(Algorithm 1, SOBA); ``docs/maths.md`` section 5.
+(SOBA); ``docs/maths.md`` section 5.
 
 Step k, for a mini-batch of B images (shuffled epochs), all directions
 evaluated at the current (x_i, v_i, theta):

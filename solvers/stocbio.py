@@ -1,8 +1,8 @@
 """stocBiO: stochastic bilevel optimiser with a Neumann-series inverse.
 
 Ji, Yang, Liang, "Bilevel Optimization: Convergence Analysis and Enhanced
-Design", ICML 2021 (Algorithm 2, stocBiO, and its Neumann-series estimate,
-eq. (4)); ``docs/maths.md`` section 5.
+Design", ICML 2021 (stocBiO and its Neumann-series estimate of the
+hypergradient); ``docs/maths.md`` section 5.
 
 The step of :class:`~benchmark_utils.stochastic.DoublyStochasticSolver`
 with K = ``n_inner`` warm-started gradient steps of size 1/L on each sampled

@@ -2,8 +2,8 @@
 
 Hong, Wai, Wang, Yang, "A Two-Timescale Stochastic Algorithm Framework for
 Bilevel Optimization: Complexity Analysis and Application to Actor-Critic",
-SIAM J. Optim. 33(1), 2023 (Algorithm 1, TTSA, with the random-length
-Neumann estimate of the hypergradient); ``docs/maths.md`` section 5.
+SIAM J. Optim. 33(1), 2023 (TTSA with the random-length Neumann estimate
+of the hypergradient); ``docs/maths.md`` section 5.
 
 Per step, for a mini-batch of B images
 (:class:`~benchmark_utils.stochastic.RandomNeumannSolver` with K = 1):
