@@ -139,6 +139,7 @@ def inexact_hypergradient(
     max_ll_iter=10_000,
     max_cg_iter=1_000,
     relative_delta=False,
+    lower=None,
 ):
     """Inexact IFT hypergradient of the images ``idx`` at accuracy (eps, delta).
 
@@ -161,6 +162,9 @@ def inexact_hypergradient(
         residual) instead of ||r_i|| <= delta. With the MSE upper level,
         ||grad l_i|| ~ 2 RMSE / sqrt(d) is tiny, so an absolute delta tied to
         eps can stop CG before its first iteration and return z = 0.
+    lower : LowerLevelResult, optional
+        A lower-level result already certified at ``theta`` (step 1 is then
+        skipped and costs nothing).
 
     Returns
     -------
@@ -170,7 +174,8 @@ def inexact_hypergradient(
         x0, q0 = oracles.initial_x(idx), None
     else:
         x0, q0 = memory.get_x(idx), memory.get_q(idx)
-    lower = solve_lower_level(oracles, theta, x0, idx, eps, max_iter=max_ll_iter)
+    if lower is None:
+        lower = solve_lower_level(oracles, theta, x0, idx, eps, max_iter=max_ll_iter)
     loss, grad_l = oracles.ul_grad(lower.x, idx)
     grad_l_norm = batch_norm(grad_l)
     if relative_delta:

@@ -2,7 +2,7 @@
 
 Salehi, Mukherjee, Roberts, Ehrhardt, "An adaptively inexact first-order
 method for bilevel optimization with application to hyperparameter learning"
-(arXiv 2308.10098, MAID); ``ALGORITHMS.md`` sections 4 and 5. Shared by the
+(arXiv 2308.10098, MAID); ``docs/maths.md`` sections 4 and 5. Shared by the
 MAID and HOAG solvers and usable by tests.
 
 Notation (per image i of a batch of n images, theta fixed): x~_i the
@@ -29,7 +29,7 @@ hence
 where ||J||_rms = ||J_stack|| / sqrt(n) is the norm of the stacked operator
 u -> sum_i J_i^T u_i divided by sqrt(n) (<= max_i ||J_i||; Cauchy-Schwarz over
 images gives the rms). For one image, or equal per-image quantities, this is
-exactly the formula of ``ALGORITHMS.md`` section 4; aggregating per image with
+exactly the formula of ``docs/maths.md`` section 4; aggregating per image with
 the a-posteriori g_i and delta_i (instead of the tolerances eps and delta) is
 tighter and equally rigorous.
 
@@ -57,28 +57,20 @@ central finite differences of counted oracles. Per image and Lanczos step:
 
 Total: 6 n_iter (``ll_grad`` + ``hvp``) and 3 n_iter ``jvp`` per image used.
 
-How conservative each estimate is:
+How conservative each estimate is (measurements: ``docs/tuning.md``, MAID):
 
 - Each is a LOWER estimate of its local quantity (Ritz values lie inside the
-  spectrum). Against dense autograd values on a float64 test problem
-  (``tests/test_maid_hoag.py``) all three are within 3 % below after 10
-  steps; after 4 steps ||J|| and L_J were within 0.3 % and L_H 6 % below
-  (the indefinite M_i converges more slowly).
+  spectrum); ``tests/test_maid_hoag.py`` checks all three against dense
+  autograd values.
 - They are local: at x~ and along the computed adjoint q_i (the first-order
   terms that enter the error), not global Lipschitz constants over all x and
-  directions (for FoE those would be orders of magnitude larger: the third
-  derivative of phi reaches 0.86 / eps_k^2 at the worst pixel).
-- MAID uses a subset of images (``const_images``): on the default problem,
-  the max over 4 of the 16 training images gave ||J|| within 5 % but L_H 3x
-  and L_J 1.5x below the max over all 16.
+  directions (for FoE those would be orders of magnitude larger).
+- MAID estimates them on a subset of images (``const_images``), which can
+  miss the largest per-image values.
 - Nevertheless omega is very pessimistic, because it multiplies worst-case
   norms (||J|| ||q - q*||, ||J|| L_H e ||grad l|| / m^2) and e_i = g_i / m
-  assumes the lower-level residual lies in the weakest-curvature direction:
-  measured omega / ||z - grad f|| was 60 to 5e5 on the tiny test problem and
-  44 to 1e6 on the default denoising problem (float64, random theta, eps from
-  1e-1 to 1e-4), the large ratios where small smoothings eps_k make L_H
-  large. The bracket of f is tight: its half-width was 2 to 3 times the true
-  gap |f - mean_i l_i(x~_i)|.
+  assumes the lower-level residual lies in the weakest-curvature direction.
+  The bracket of f is tight.
 - ``safety`` multiplies the three estimates (MAID's default: 1).
 """
 
@@ -89,17 +81,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .hypergradient import _bcast, _bdot
 from .lower_level import batch_norm
-
-
-def _bdot(a, b):
-    return (a * b).flatten(1).sum(dim=1)
 
 
 def _per_image_unit(v):
     """Each image of ``v`` scaled to unit norm (zero images left at zero)."""
     n = batch_norm(v).clamp_min(torch.finfo(v.dtype).tiny)
-    return v / n.view(-1, *([1] * (v.ndim - 1)))
+    return v / _bcast(n, v)
 
 
 @dataclass
@@ -135,10 +124,6 @@ class BoundConstants:
 
 def _fd_step(ref_norm, rel_step):
     return rel_step * max(float(ref_norm), 1.0)
-
-
-def _bcast(s, like):
-    return s.view(-1, *([1] * (like.ndim - 1)))
 
 
 def lanczos_extreme(apply, v0, n_iter):
@@ -209,6 +194,18 @@ def estimate_jac_norm(oracles, theta, x, idx, n_iter=4, rel_step=1e-3, gen=None)
     return math.sqrt(float(lam[0])) / math.sqrt(n)
 
 
+def _nonzero_adjoints(x, q, idx):
+    """(x, q, idx, ||q_i||) restricted to the images with q_i != 0, or None.
+
+    An image with q_i = 0 contributes nothing to the L_H and L_J terms.
+    """
+    qn = batch_norm(q)
+    keep = (qn > 0).nonzero().flatten()
+    if keep.numel() == 0:
+        return None
+    return x[keep], q[keep], idx[keep], qn[keep]
+
+
 def estimate_lip_hess(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=None):
     """max_i ||D_x(Hess_x E_i(x) q_i)|| / ||q_i|| by Lanczos.
 
@@ -216,11 +213,10 @@ def estimate_lip_hess(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=No
     derivatives commute), so Lanczos needs only M_i h: central differences of
     ``hvp`` in x, 2 ``hvp`` per image per step.
     """
-    qn = batch_norm(q)
-    keep = (qn > 0).nonzero().flatten()
-    if keep.numel() == 0:
+    kept = _nonzero_adjoints(x, q, idx)
+    if kept is None:
         return 0.0
-    x, q, idx, qn = x[keep], q[keep], idx[keep], qn[keep]
+    x, q, idx, qn = kept
     t = _fd_step(float(batch_norm(x).max()), rel_step)
 
     def apply(h):
@@ -239,11 +235,10 @@ def estimate_lip_jac(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=Non
     N_i^T p by central differences of ``hvp`` in theta, one image at a time
     (2 ``hvp`` per image).
     """
-    qn = batch_norm(q)
-    keep = (qn > 0).nonzero().flatten()
-    if keep.numel() == 0:
+    kept = _nonzero_adjoints(x, q, idx)
+    if kept is None:
         return 0.0
-    x, q, idx, qn = x[keep], q[keep], idx[keep], qn[keep]
+    x, q, idx, qn = kept
     t = _fd_step(float(batch_norm(x).max()), rel_step)
     s = _fd_step(theta.norm(), rel_step)
 

@@ -1,4 +1,4 @@
-"""Mini-batch sampling and step-size schedules (``ALGORITHMS.md`` section 5)."""
+"""Mini-batch sampling and step-size schedules (``docs/maths.md`` section 5)."""
 
 from __future__ import annotations
 

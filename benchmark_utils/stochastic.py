@@ -1,4 +1,4 @@
-"""Shared pieces of the doubly-stochastic baselines (``ALGORITHMS.md`` s. 5).
+"""Base of the doubly-stochastic baselines (``docs/maths.md`` section 5).
 
 stocBiO, AmIGO, SOBA, TTSA and BSA sample the upper level (a mini-batch of
 images) AND spend a fixed number of inner iterations per step instead of
@@ -10,24 +10,24 @@ problem E_i, so each method keeps, per image, its lower-level iterate x_i and
 images of the current mini-batch move; the others keep their last iterate
 until they are sampled again (the per-sample adaptation of a shared y).
 
-Conventions shared by the five solvers:
+One step (:meth:`DoublyStochasticSolver.step`) is the same template for the
+five methods; they differ only in its two hooks:
 
-- the batch comes from :class:`~benchmark_utils.sampling.EpochSampler`
-  (shuffled epochs, seeded by ``self.seed``), like ISGD;
-- lower-level and linear-system steps use eta = 1/L with
-  L = :meth:`CountedOracles.lipschitz` at the current theta (the bound every
-  solver of the benchmark uses), possibly times a decaying factor;
-- v_i approximates +H_i^{-1} grad l_i, so the hypergradient is
-  z = -1/B sum_i J_i^T v_i (one ``jvp`` per image) and theta moves to
-  P(theta - alpha_k z), P the regulariser's projection;
-- random choices other than the batch (Neumann lengths) use ``self.generator``.
+1. draw the batch from :class:`~benchmark_utils.sampling.EpochSampler`
+   (shuffled epochs seeded by ``self.seed``, as ISGD);
+2. :meth:`~DoublyStochasticSolver.lower_level` (hook): the point x_i at which
+   the hypergradient is taken; by default K = :meth:`inner_steps` warm-started
+   gradient steps of size ``inner_step_size(eta)``, eta = 1/L with
+   L = :meth:`CountedOracles.lipschitz` at the current theta;
+3. one ``ul_grad`` per image: l_i(x_i) and grad l_i(x_i);
+4. :meth:`~DoublyStochasticSolver.adjoint` (hook): v_i approximating
+   +H_i^{-1} grad l_i(x_i) (Neumann series, linear-system steps, ...);
+5. theta <- P(theta - alpha_k z), z = -1/B sum_i J_i(x_i)^T v_i (one ``jvp``
+   per image), alpha_k = step_size / (k+1)^step_power, P the regulariser's
+   projection.
 
-Default parameters were chosen by step-size sweeps on the default denoising
-problem at cost 15000 (patches, noise and theta0 drawn from seed 0; the
-PSNRs quoted in the solvers' docstrings are on that instance), then checked
-around the chosen values on the instance that ``benchopt run`` builds with
-its default seed, where every default is within 0.3 dB of the best value in
-that neighbourhood.
+Random choices other than the batch (Neumann lengths) use ``self.generator``.
+How the defaults of each solver were chosen is in ``docs/tuning.md``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,32 @@ from __future__ import annotations
 import torch
 
 from .bilevel_solver import BilevelSolver
+from .hypergradient import lower_level_steps
 from .sampling import EpochSampler, decay
+from .solver_ranges import require_step_size
+
+
+def stochastic_parameters(step_size, step_power=0.0, batch_size=4, **own):
+    """benchopt ``parameters`` of a doubly-stochastic solver (one default each).
+
+    Parameters
+    ----------
+    step_size : float
+        Default alpha_0 of the outer step.
+    step_power : float
+        Default decay power of alpha_k = alpha_0 / (k+1)^step_power.
+    batch_size : int
+        Default mini-batch size B (4, as ISGD).
+    **own
+        The solver's own parameters and their defaults.
+
+    Returns
+    -------
+    dict
+        ``{name: [default]}``, the shared parameters first.
+    """
+    shared = {"step_size": step_size, "step_power": step_power}
+    return {k: [v] for k, v in {**shared, **own, "batch_size": batch_size}.items()}
 
 
 def draw_neumann_lengths(generator, n, n_max):
@@ -53,7 +78,8 @@ def random_neumann(hessian, b, lengths, n_max, eta):
 
     With p_i uniform on {0, ..., n_max - 1},
     E[v_i] = eta sum_{j < n_max} (I - eta H_i)^j b_i, the n_max-term Neumann
-    approximation of H_i^{-1} b_i (Ghadimi and Wang, 2018).
+    approximation of H_i^{-1} b_i (Ghadimi and Wang, 2018;
+    ``docs/maths.md`` section 5).
 
     Parameters
     ----------
@@ -81,19 +107,37 @@ def random_neumann(hessian, b, lengths, n_max, eta):
 
 
 class DoublyStochasticSolver(BilevelSolver):
-    """Base of the doubly-stochastic baselines (see module docstring).
+    """Step template of the doubly-stochastic baselines (see module docstring).
 
-    Subclasses declare ``parameters`` with at least ``batch_size`` and
-    ``step_size`` (alpha_0) and ``step_power`` (alpha_k = alpha_0 /
-    (k+1)^step_power), call :meth:`check_common` from ``check_parameters``
-    and implement :meth:`step` with the helpers below.
+    A subclass sets ``parameters = stochastic_parameters(...)``, implements
+    :meth:`adjoint`, and may override :meth:`lower_level`, :meth:`inner_steps`
+    or :meth:`inner_step_size`; its iteration counts ``n_*`` are checked
+    here, and it extends :meth:`check_parameters` with its other parameters.
+    (A class attribute named like a parameter would shadow the parameter:
+    benchopt sets only the attributes an instance lacks.)
+
+    Attributes
+    ----------
+    alpha : float
+        Outer step alpha_k of the last step (reported by :meth:`info`).
+    inner_step : float
+        Lower-level step of the last step (reported by :meth:`info`).
     """
 
-    def check_common(self):
-        """Validate ``batch_size``, ``step_size`` and ``step_power``."""
+    #: smallest allowed value of an iteration count ``n_*`` where it is not 1
+    min_counts = {}
+
+    def check_parameters(self):
+        """Validate the shared parameters and every iteration count ``n_*``.
+
+        A count is an integer >= 1, or >= ``min_counts[name]``.
+        """
         self.require_int("batch_size", low=1, high=self.problem.n_images)
-        self.require_real("step_size", low=0, low_open=True)
+        require_step_size(self)
         self.require_real("step_power", low=0, high=1)
+        for name in self.parameters:
+            if name.startswith("n_"):
+                self.require_int(name, low=self.min_counts.get(name, 1))
 
     def init_state(self):
         self.sampler = EpochSampler(
@@ -101,10 +145,52 @@ class DoublyStochasticSolver(BilevelSolver):
         )
         self.alpha = self.step_size
         self.inner_step = float("nan")
-        #: drawn Neumann lengths, one (B,) tensor per step (random-length methods)
-        self.neumann_lengths = []
 
-    # -- helpers ------------------------------------------------------------
+    # -- the template ---------------------------------------------------------
+    def step(self):
+        idx = self.sampler.next()
+        x, v, loss = self.hypergradient_pieces(idx)
+        self.record_loss(loss.mean())
+        self.theta_step(x, v, idx)
+
+    def hypergradient_pieces(self, idx):
+        """x_i, v_i and the losses l_i(x_i) of the images ``idx`` (steps 2-4).
+
+        The hypergradient estimate is z = -1/B sum_i J_i(x_i)^T v_i.
+        """
+        eta = self.eta()
+        x = self.lower_level(idx, eta)
+        loss, grad_l = self.oracles.ul_grad(x, idx)
+        hessian = self.oracles.hessian(self.theta, x, idx)
+        return x, self.adjoint(hessian, grad_l, idx, eta), loss
+
+    # -- hooks ----------------------------------------------------------------
+    def inner_steps(self):
+        """K, lower-level gradient steps per visit: the parameter ``n_inner``."""
+        return self.n_inner
+
+    def inner_step_size(self, eta):
+        """Lower-level step; eta = 1/L by default."""
+        return eta
+
+    def lower_level(self, idx, eta):
+        """K warm-started gradient steps on E_i; the new x_i are stored.
+
+        Costs K = :meth:`inner_steps` ``ll_grad`` per image.
+        """
+        self.inner_step = self.inner_step_size(eta)
+        x0 = self.memory.get_x(idx)
+        x = lower_level_steps(
+            self.oracles, self.theta, x0, idx, self.inner_steps(), self.inner_step
+        )
+        self.memory.set_x(idx, x)
+        return x
+
+    def adjoint(self, hessian, grad_l, idx, eta):
+        """v_i approximating H_i^{-1} grad l_i for the images ``idx``."""
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------
     def outer_step_size(self):
         """alpha_k = step_size / (k+1)^step_power, k = steps done."""
         self.alpha = decay(self.n_outer, self.step_size, self.step_power)
@@ -113,12 +199,6 @@ class DoublyStochasticSolver(BilevelSolver):
     def eta(self):
         """1/L at the current theta (free)."""
         return 1.0 / self.oracles.lipschitz(self.theta)
-
-    def draw_lengths(self, n, n_max):
-        """Neumann lengths from ``self.generator``; kept in ``neumann_lengths``."""
-        lengths = draw_neumann_lengths(self.generator, n, n_max)
-        self.neumann_lengths.append(lengths)
-        return lengths
 
     def theta_step(self, x, v, idx):
         """theta <- P(theta - alpha_k z), z = -1/B sum_i J_i(x_i)^T v_i.
@@ -132,3 +212,17 @@ class DoublyStochasticSolver(BilevelSolver):
 
     def info(self):
         return {"step_size": self.alpha, "inner_step": self.inner_step}
+
+
+class RandomNeumannSolver(DoublyStochasticSolver):
+    """TTSA and BSA: adjoint by the random-length Neumann series.
+
+    Per image an independent length p_i uniform on {0, ..., N-1}
+    (N = ``n_neumann``, drawn from ``self.generator``) and
+    v_i = N eta (I - eta H_i)^{p_i} grad l_i(x_i) (:func:`random_neumann`),
+    an unbiased estimate of the N-term Neumann series; p_i ``hvp`` per image.
+    """
+
+    def adjoint(self, hessian, grad_l, idx, eta):
+        lengths = draw_neumann_lengths(self.generator, idx.numel(), self.n_neumann)
+        return random_neumann(hessian, grad_l, lengths, self.n_neumann, eta)

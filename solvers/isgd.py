@@ -3,7 +3,7 @@
 Salehi, Mukherjee, Roberts, Ehrhardt, "Bilevel Learning with Inexact
 Stochastic Gradients" (arXiv 2412.12049), and "Bilevel Learning via Inexact
 Stochastic Gradient Descent" (arXiv 2511.06774) for the schedules and Adam.
-``ALGORITHMS.md`` section 5.
+``docs/maths.md`` section 5.
 
 Step k: draw a mini-batch (shuffled epochs), compute the inexact IFT
 hypergradient z at accuracy eps_k (lower-level gradient norm) and
@@ -25,6 +25,11 @@ import torch
 from benchmark_utils.bilevel_solver import BilevelSolver
 from benchmark_utils.hypergradient import inexact_hypergradient
 from benchmark_utils.sampling import EpochSampler, decay
+from benchmark_utils.solver_ranges import (
+    require_accuracy,
+    require_relative_ratio,
+    require_step_size,
+)
 
 
 class Solver(BilevelSolver):
@@ -42,11 +47,11 @@ class Solver(BilevelSolver):
     test_config = {"batch_size": 2}
 
     def check_parameters(self):
-        self.require_real("step_size", low=0, low_open=True)
+        require_step_size(self)
         self.require_real("q", low=0)
         self.require_real("p", low=0)
-        self.require_real("eps0", low=0, low_open=True)
-        self.require_real("delta_ratio", low=0, low_open=True)
+        require_accuracy(self, "eps0")
+        require_relative_ratio(self)
         self.require_choice("schedule", ("poly", "log"))
         self.require_choice("optimizer", ("sgd", "adam"))
         self.require_int("batch_size", low=1, high=self.problem.n_images)

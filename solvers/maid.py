@@ -2,19 +2,22 @@
 
 Salehi, Mukherjee, Roberts, Ehrhardt, "An adaptively inexact first-order
 method for bilevel optimization with application to hyperparameter learning"
-(arXiv 2308.10098, SIAM J. Math. Data Sci.); ``ALGORITHMS.md`` sections 4-5.
-The a-posteriori bounds and the constants live in
-:mod:`benchmark_utils.maid_bounds`.
+(arXiv 2308.10098, SIAM J. Math. Data Sci.);
+``docs/maths.md`` sections 4-5. The a-posteriori bounds and the constants
+live in :mod:`benchmark_utils.maid_bounds`; the full-batch solves, the
+accuracy floors and the iteration cap in :mod:`benchmark_utils.full_batch`.
 
 One ``step()`` is one outer iteration k on ALL training images:
 
-1. Descent test. Inexact hypergradient z at accuracy (eps, delta): lower
-   level to ||grad_x E_i|| <= eps, conjugate gradient to residual <= delta,
-   both warm-started from the per-image memory. With d = theta - P(theta - z)
-   the projected direction (d = P z: the feasible set, zero-mean filters, is a
-   linear subspace) and omega the a-posteriori bound on ||z - grad f||: while
-   omega / ||d|| > 1 - eta, set eps <- nu eps, delta <- nu delta and recompute
-   (then <grad f, d> >= eta ||d||^2: d is a certified descent direction).
+1. Descent test. Inexact hypergradient z at accuracy (eps, delta)
+   (:func:`~benchmark_utils.hypergradient.inexact_hypergradient`: lower level
+   to ||grad_x E_i|| <= eps, conjugate gradient to residual <= delta, both
+   warm-started; a lower-level result still certified to eps is reused).
+   With d = theta - P(theta - z) the projected direction (d = P z: the
+   feasible set, zero-mean filters, is a linear subspace) and omega the
+   a-posteriori bound on ||z - grad f||: while omega / ||d|| > 1 - eta, set
+   eps <- nu eps, delta <- nu delta and recompute (then
+   <grad f, d> >= eta ||d||^2: d is a certified descent direction).
    ``descent_test=False`` skips this loop (and the constants): the looser
    MAID of the ISGD paper's figures (arXiv 2412.12049).
 2. Backtracking. For j = 0..M-1: alpha = alpha_k rho^j, theta' = P(theta -
@@ -42,62 +45,62 @@ by nu_bar it already meets the tolerance and no lower-level work is repeated.
 
 Constants (:func:`benchmark_utils.maid_bounds.estimate_constants`): L_g = 2/d
 and m are exact; ||J||, L_H, L_J are estimated by Lanczos iterations on
-central finite differences of counted oracles (``ll_grad``, ``hvp``, ``jvp``)
-at the current (theta, x~, q), on ``const_images`` images (a fixed random
-subset), at the first round and every ``const_every`` rounds after (the
-constants move slowly with theta; one estimate costs 6 ``const_iter`` per
-image used, 120 with the defaults, against roughly 1500 for one round).
-They are local lower estimates (Lanczos from below, along the computed
-adjoint) times ``safety``; the module docstring of ``maid_bounds`` says how
-conservative they and omega are (omega over-estimates the measured error by
-factors 44 to 1e6). Without the descent test no constant is estimated.
+central finite differences of counted oracles at the current (theta, x~, q),
+on ``const_images`` images (a fixed random subset), at the first round and
+every ``const_every`` rounds after (one estimate costs 6 ``const_iter``
+``ll_grad`` + ``hvp`` and 3 ``const_iter`` ``jvp`` per image used). They are
+local lower estimates times ``safety``; the module docstring of
+``maid_bounds`` says how conservative they and omega are. Without the
+descent test no constant is estimated.
 
-Floors. In float32 the lower-level gradient norm cannot be pushed much below
-1e-4 on the default problem (rounding): eps and delta are floored at 100
-machine-epsilons times max_i ||A^T y_i|| (resp. max_i ||grad l_i||), and the
-floor of eps is raised to twice the achieved gradient norm whenever a solve
-stops at its iteration cap. At the floor the descent test is given up for
-that round (``certified = 0``) instead of looping.
+Floors. eps is floored as in :mod:`benchmark_utils.full_batch` (and raised
+with the floor when a solve stops at its cap); delta at 100 machine
+epsilons times max_i ||grad l_i|| at the first solve. At the floor the
+descent test is given up for that round (``certified = 0``) instead of
+looping.
+
+Stall. After ``MAX_REJECTED_ROUNDS`` = 10 consecutive rounds without an
+accepted step, ``step()`` sets ``self.stop_reason = "no step accepted"`` (the
+base loop then ends the run and reports it). Ten because a rejected round
+has already tried M step sizes down to alpha_k rho^(M-1) and halves the
+accuracies: ten rounds shrink eps and delta by 2^10 ~ 1e3, which takes the
+default eps0 = 1e-2 below the float32 floor (about 1e-4 on the default
+problem), so later rounds repeat the same trials at the same accuracy from
+the same theta and cannot succeed where these failed; a round costs about
+M + 1 full-batch solves, so the stall costs at most ten such rounds.
 
 Budget. A step returns early (keeping theta) once the cost reaches the
 budget, so a run overshoots it by at most one lower-level solve and its
 conjugate gradient.
 
-Defaults. eta, rho, rho_bar, nu, nu_bar are the paper's reference values
-(``ALGORITHMS.md`` section 5). step_size, eps0 and delta0 come from a grid on
-the default denoising problem (budget 15000, seed 0): step_size in {30, 100,
-300, 1000} x eps0 in {1e-2, 1e-3} x delta0 in {1e-4, 1e-5}. With 100, 1e-2,
-1e-4 the test PSNR reached 26 dB at cost 5.7k and 27 dB at 7.0k (27.5 dB at
-the budget); 30 was about twice slower; 300 and 1000 paid rejected trials
-(one lower-level solve on all images, about 1300, per trial) and reached
-27 dB only at 10.5k and 15.6k. eps0 and delta0 mattered little: the descent
-test tightens them in the first rounds. Information along the curve
-(:meth:`Solver.info`): accepted step, eps, delta, trials, acceptance, omega /
-||d||, certification and the constants.
+Defaults: eta, rho, rho_bar, nu, nu_bar are the paper's reference values
+(``docs/maths.md`` section 5); step_size, eps0, delta0 as found in
+``docs/tuning.md``. Information along the curve (:meth:`Solver.info`):
+accepted step, eps, delta, trials, descent-test tightenings, acceptance,
+omega / ||d||, certification and the constants.
 """
 
 import math
 
 import torch
 
-from benchmark_utils.bilevel_solver import BilevelSolver
-from benchmark_utils.hypergradient import conjugate_gradient
-from benchmark_utils.lower_level import batch_norm, solve_lower_level
+from benchmark_utils.full_batch import FullBatchSolver
+from benchmark_utils.lower_level import batch_norm
 from benchmark_utils.maid_bounds import (
     estimate_constants,
     hypergradient_error_bound,
     loss_bounds,
 )
+from benchmark_utils.solver_ranges import require_accuracy, require_step_size
 
-#: caps on iterations of one lower-level solve / one conjugate gradient
-MAX_LL_ITER = 2_000
-MAX_CG_ITER = 1_000
 #: cap on descent-test tightenings in one round
 MAX_TIGHTEN = 40
 
 
-class Solver(BilevelSolver):
+class Solver(FullBatchSolver):
     name = "MAID"
+    #: consecutive rounds without an accepted step after which the run stalls
+    MAX_REJECTED_ROUNDS = 10
     parameters = {
         "step_size": [100.0],
         "eps0": [1e-2],
@@ -117,9 +120,9 @@ class Solver(BilevelSolver):
     test_config = {"const_images": 2, "const_iter": 2, "max_backtracks": 3}
 
     def check_parameters(self):
-        self.require_real("step_size", low=0, low_open=True)
-        self.require_real("eps0", low=0, low_open=True)
-        self.require_real("delta0", low=0, low_open=True)
+        require_step_size(self)
+        require_accuracy(self, "eps0")
+        require_accuracy(self, "delta0")
         self.require_real("rho", low=0, high=1, low_open=True, high_open=True)
         self.require_real("rho_bar", low=1)
         self.require_real("nu", low=0, high=1, low_open=True, high_open=True)
@@ -134,29 +137,20 @@ class Solver(BilevelSolver):
 
     # -- state ----------------------------------------------------------------
     def init_state(self):
+        super().init_state()
         o = self.oracles
-        self.idx = torch.arange(o.n_images, device=self.device)
         self.eps = float(self.eps0)
         self.delta = float(self.delta0)
         self.alpha = float(self.step_size)
-        tiny = 100 * torch.finfo(o.dtype).eps
-        aty = batch_norm(o.initial_x(self.idx))
-        self.eps_floor = float(tiny * aty.max())
-        self._tiny = float(tiny)
         self.delta_floor = None  # set from ||grad l_i|| at the first solve
         n_const = min(int(self.const_images), o.n_images)
         perm = torch.randperm(o.n_images, generator=self.generator)
         self.const_idx = perm[:n_const].sort().values.to(self.device)
         self.constants = None
         self.rounds = 0
+        self.n_rejected = 0  # consecutive rounds without an accepted step
+        self.stop_reason = None
         self._lower = None  # certified lower-level result at self.theta
-        # work done, for the diagnostics and the cost test: one entry per
-        # lower-level solve ("lower", "trial"), conjugate gradient ("adjoint")
-        # and constants estimation ("constants")
-        self.work_log = []
-        self.ll_iters = 0
-        self.cg_iters = 0
-        self.const_cost = 0
         # diagnostics of the last round
         self.last = {
             "step_size": float("nan"),
@@ -171,84 +165,46 @@ class Solver(BilevelSolver):
         return self.oracles.counters.cost >= self.budget
 
     # -- pieces -----------------------------------------------------------------
-    def _log(self, kind, ll=0, cg=0, ll_grad=0, hvp=0):
-        self.work_log.append(
-            {
-                "round": self.rounds,
-                "kind": kind,
-                "ll": ll,
-                "cg": cg,
-                "ll_grad": ll_grad,
-                "hvp": hvp,
-            }
-        )
-
-    def _solve(self, theta, x0, kind):
-        res = solve_lower_level(
-            self.oracles, theta, x0, self.idx, self.eps, max_iter=MAX_LL_ITER
-        )
-        n = int(res.n_iter.sum())
-        self.ll_iters += n
-        self._log(kind, ll=n)
-        if res.hit_cap:
-            # rounding stalls the solver above eps: raise the floor to what
-            # it can certify so that later rounds do not spin at the cap
-            self.eps_floor = max(self.eps_floor, 2 * float(res.grad_norm.max()))
+    def raise_floor(self, lower):
+        super().raise_floor(lower)
+        if lower.hit_cap:
             self.eps = max(self.eps, self.eps_floor)
-        return res
 
     def _hypergradient(self):
-        """z at (eps, delta) on all images, warm-started; updates the memory."""
-        o, idx, theta = self.oracles, self.idx, self.theta
+        """z at (eps, delta) on all images, reusing a still-certified x~."""
         lower = self._lower
-        if lower is None or bool((lower.grad_norm > self.eps).any()):
-            lower = self._solve(theta, self.memory.get_x(idx), "lower")
-        self._lower = lower
-        loss, grad_l = o.ul_grad(lower.x, idx)
+        if lower is not None and bool((lower.grad_norm > self.eps).any()):
+            lower = None
+        hg = self.hypergradient(self.eps, self.delta, lower=lower)
+        self._lower = hg.lower
         if self.delta_floor is None:
-            self.delta_floor = self._tiny * float(batch_norm(grad_l).max())
-        hessian = o.hessian(theta, lower.x, idx)
-        adj = conjugate_gradient(
-            hessian, grad_l, self.delta, q0=self.memory.get_q(idx), max_iter=MAX_CG_ITER
-        )
-        self.cg_iters += int(adj.n_iter.sum())
-        self._log("adjoint", cg=int(adj.n_iter.sum()))
-        z = -o.jvp(theta, lower.x, adj.q, idx) / idx.numel()
-        self.memory.set_x(idx, lower.x)
-        self.memory.set_q(idx, adj.q)
-        return {
-            "z": z,
-            "loss": loss,
-            "grad_loss_norm": batch_norm(grad_l),
-            "lower": lower,
-            "adjoint": adj,
-        }
+            self.delta_floor = self.tiny * float(hg.grad_loss_norm.max())
+        return hg
+
+    def _tighten(self):
+        self.eps = max(self.nu * self.eps, self.eps_floor)
+        self.delta = max(self.nu * self.delta, self.delta_floor)
 
     def _estimate_constants(self, hg):
         pos = self.const_idx
-        c = self.oracles.counters
-        ll0, hvp0 = c.ll_grad, c.hvp
-        consts = estimate_constants(
+        self.constants = estimate_constants(
             self.oracles,
             self.theta,
-            hg["lower"].x[pos],
-            hg["adjoint"].q[pos],
+            hg.lower.x[pos],
+            hg.adjoint.q[pos],
             self.idx[pos],
             n_iter=int(self.const_iter),
             seed=self.seed + self.rounds,
             safety=self.safety,
         )
-        self.const_cost += consts.cost
-        self._log("constants", ll_grad=c.ll_grad - ll0, hvp=c.hvp - hvp0)
-        self.constants = consts
 
     def omega(self, hg):
         """A-posteriori bound on ||z - grad f|| for a hypergradient ``hg``."""
         o = self.oracles
         return hypergradient_error_bound(
-            hg["lower"].grad_norm,
-            hg["grad_loss_norm"],
-            hg["adjoint"].res_norm,
+            hg.lower.grad_norm,
+            hg.grad_loss_norm,
+            hg.adjoint.res_norm,
             o.strong_convexity(self.theta),
             o.ul_lipschitz,
             self.constants,
@@ -257,58 +213,40 @@ class Solver(BilevelSolver):
     def _direction(self, z):
         return self.theta - self.oracles.project(self.theta - z)
 
-    # -- one outer iteration ------------------------------------------------------
-    def step(self):
-        o = self.oracles
+    def _descent_test(self, hg):
+        """Step 1: tighten (eps, delta) until omega / ||d|| <= 1 - eta."""
         last = self.last
-        last.update(n_backtracks=0, accepted=0, n_tighten=0, certified=0)
-        last["omega_ratio"] = float("nan")
+        if self.constants is None or self.rounds % int(self.const_every) == 0:
+            self._estimate_constants(hg)
+        while True:
+            d_norm = float(self._direction(hg.z).norm())
+            ratio = self.omega(hg) / max(d_norm, 1e-300)
+            last["omega_ratio"] = ratio
+            if ratio <= 1 - self.eta:
+                last["certified"] = 1
+                return hg
+            at_floor = self.eps <= self.eps_floor and self.delta <= self.delta_floor
+            if at_floor or last["n_tighten"] >= MAX_TIGHTEN or self._over_budget():
+                return hg
+            self._tighten()
+            last["n_tighten"] += 1
+            hg = self._hypergradient()
 
-        # 1. hypergradient and descent test
-        self.z = None
-        hg = self._hypergradient()
-        self.record_loss(hg["loss"].mean())
-        if self.descent_test:
-            if self.constants is None or self.rounds % int(self.const_every) == 0:
-                self._estimate_constants(hg)
-            while True:
-                d_norm = float(self._direction(hg["z"]).norm())
-                ratio = self.omega(hg) / max(d_norm, 1e-300)
-                last["omega_ratio"] = ratio
-                if ratio <= 1 - self.eta:
-                    last["certified"] = 1
-                    break
-                at_floor = self.eps <= self.eps_floor and self.delta <= self.delta_floor
-                if at_floor or last["n_tighten"] >= MAX_TIGHTEN or self._over_budget():
-                    break
-                self.eps = max(self.nu * self.eps, self.eps_floor)
-                self.delta = max(self.nu * self.delta, self.delta_floor)
-                last["n_tighten"] += 1
-                hg = self._hypergradient()
-        self.rounds += 1
-        if self._over_budget():
-            return
-
-        # 2. backtracking on the inexact sufficient-decrease test
-        z = self.z = hg["z"]
-        d = self._direction(z)
-        d2 = float(d.pow(2).sum())
-        lower = hg["lower"]
+    def _backtrack(self, hg):
+        """Step 2: the first trial that passes the decrease test, or None."""
+        o, last = self.oracles, self.last
+        z = hg.z
+        d2 = float(self._direction(z).pow(2).sum())
         lip_g = o.ul_lipschitz
-        f_low, _ = loss_bounds(
-            hg["loss"],
-            lower.grad_norm,
-            hg["grad_loss_norm"],
-            o.strong_convexity(self.theta),
-            lip_g,
-        )
-        x_base = lower.x
+        m = o.strong_convexity(self.theta)
+        f_low, _ = loss_bounds(hg.loss, hg.lower.grad_norm, hg.grad_loss_norm, m, lip_g)
+        x_base = hg.lower.x
         x_trial = None
         for j in range(int(self.max_backtracks)):
             alpha = self.alpha * self.rho**j
             theta_t = o.project(self.theta - alpha * z)
             x0 = x_base if x_trial is None else x_base + self.rho * (x_trial - x_base)
-            trial = self._solve(theta_t, x0, "trial")
+            trial = self.solve(theta_t, x0, self.eps)
             loss_t, grad_l_t = o.ul_grad(trial.x, self.idx)
             _, f_up = loss_bounds(
                 loss_t,
@@ -319,22 +257,49 @@ class Solver(BilevelSolver):
             )
             last["n_backtracks"] = j + 1
             if math.isfinite(f_up) and f_up - f_low <= -alpha * self.eta**2 * d2:
-                self.theta = theta_t
-                self.memory.set_x(self.idx, trial.x)
-                self._lower = trial
-                self.alpha = self.rho_bar * alpha
-                self.eps *= self.nu_bar
-                self.delta *= self.nu_bar
-                last["accepted"] = 1
-                last["step_size"] = alpha
-                self.record_loss(loss_t.mean())
-                return
+                return alpha, theta_t, trial, loss_t
             x_trial = trial.x
             if self._over_budget():
-                return
-        # 3. no trial accepted: tighten and retry from theta at the next step
-        self.eps = max(self.nu * self.eps, self.eps_floor)
-        self.delta = max(self.nu * self.delta, self.delta_floor)
+                return None
+        self._reject()
+        return None
+
+    def _reject(self):
+        """Step 3, no trial accepted: tighten, retry from theta at the next step."""
+        self._tighten()
+        self.n_rejected += 1
+        if self.n_rejected >= self.MAX_REJECTED_ROUNDS:
+            self.stop_reason = "no step accepted"
+
+    def _accept(self, alpha, theta_t, trial, loss_t):
+        """Step 3, trial accepted: move, grow the step, loosen the accuracies."""
+        self.theta = theta_t
+        self.memory.set_x(self.idx, trial.x)
+        self._lower = trial
+        self.alpha = self.rho_bar * alpha
+        self.eps *= self.nu_bar
+        self.delta *= self.nu_bar
+        self.n_rejected = 0
+        self.last["accepted"] = 1
+        self.last["step_size"] = alpha
+        self.record_loss(loss_t.mean())
+
+    # -- one outer iteration ------------------------------------------------------
+    def step(self):
+        last = self.last
+        last.update(n_backtracks=0, accepted=0, n_tighten=0, certified=0)
+        last["omega_ratio"] = float("nan")
+
+        hg = self._hypergradient()
+        self.record_loss(hg.loss.mean())
+        if self.descent_test:
+            hg = self._descent_test(hg)
+        self.rounds += 1
+        if self._over_budget():
+            return
+        accepted = self._backtrack(hg)
+        if accepted is not None:
+            self._accept(*accepted)
 
     def info(self):
         c = self.constants
@@ -344,6 +309,7 @@ class Solver(BilevelSolver):
             "accuracy": self.eps,
             "delta": self.delta,
             "n_backtracks": self.last["n_backtracks"],
+            "n_tighten": self.last["n_tighten"],
             "accepted": self.last["accepted"],
             "omega_ratio": self.last["omega_ratio"],
             "certified": self.last["certified"],

@@ -2,7 +2,7 @@
 
 Dagreou, Ablin, Vaiter, Moreau, "A framework for bilevel optimization that
 enables stochastic and global variance reduction algorithms", NeurIPS 2022
-(SOBA); ``ALGORITHMS.md`` section 5.
+(SOBA); ``docs/maths.md`` section 5.
 
 Step k, for a mini-batch of B images (shuffled epochs), all directions
 evaluated at the current (x_i, v_i, theta):
@@ -14,56 +14,44 @@ evaluated at the current (x_i, v_i, theta):
 
 with rho_k = (1/L) / (k+1)^step_power and
 gamma_k = step_size / (k+1)^step_power. Here v_i approximates
-+H_i^{-1} grad l_i (the paper's v has the opposite sign).
++H_i^{-1} grad l_i (the paper's v has the opposite sign). In the template
+of :class:`~benchmark_utils.stochastic.DoublyStochasticSolver` the two hooks
+return the current x_i and v_i and store their moved values.
+
+The paper's analysis decays both steps like k^-1/2 (``step_power=0.5``),
+and so does its authors' benchopt bilevel benchmark (steps c / (k+1)^0.5);
+the default here is constant steps, ``step_power=0`` (``docs/tuning.md``
+says why).
 
 Cost per step, in oracle calls per sampled image: 1 ``ll_grad`` + 1 ``hvp``
-(cost 2), plus 1 ``ul_grad`` and 1 ``jvp``; 2 B per step.
+(cost 2), plus 1 ``ul_grad`` and 1 ``jvp``.
 
 Adaptation to one lower-level problem per image: the shared inner variable z
 and linear-system variable v of the paper become per-image x_i and v_i; only
 the sampled images move, each by one step per visit.
-
-Schedule. The paper's analysis decays both steps like k^-1/2
-(``step_power=0.5``); its authors' benchopt bilevel benchmark runs SOBA with
-constant steps. Here ``step_power=0`` is the default: with rho_k decaying,
-each x_i, moved once every n/B steps by at most 1/L, cannot follow theta,
-and the method stalls (sweep below: at most 22.0 dB, the initial PSNR being
-22.2, for step sizes 1-10 with step_power 0.5; divergence at 30-100).
-
-Defaults: batch 4 (as ISGD), step_power 0, step_size 0.5 from a sweep on the
-default denoising problem (test PSNR at cost 15000; step sizes 0.3-30 with
-step_power 0 and 0.5, seeds 0-2 on the best): 28.3 dB; step 3 drives theta
-to a large L(theta) and ends at 21.9 dB.
 """
 
 from benchmark_utils.sampling import decay
-from benchmark_utils.stochastic import DoublyStochasticSolver
+from benchmark_utils.stochastic import DoublyStochasticSolver, stochastic_parameters
 
 
 class Solver(DoublyStochasticSolver):
     name = "SOBA"
-    parameters = {
-        "step_size": [0.5],
-        # 0: constant steps (best here); the paper's k^-1/2 decay is
-        # step_power=0.5 (in configs/denoising.yml and deblurring.yml)
-        "step_power": [0.0],
-        "batch_size": [4],
-    }
+    parameters = stochastic_parameters(step_size=0.5)
     test_config = {"batch_size": 2}
 
-    def check_parameters(self):
-        self.check_common()
+    def inner_step_size(self, eta):
+        """rho_k = eta / (k+1)^step_power."""
+        return decay(self.n_outer, eta, self.step_power)
 
-    def step(self):
-        idx = self.sampler.next()
-        o = self.oracles
-        rho = decay(self.n_outer, self.eta(), self.step_power)
-        self.inner_step = rho
-        x, v = self.memory.get_x(idx), self.memory.get_q(idx)
-        d_x = o.ll_grad(self.theta, x, idx)
-        loss, grad_l = o.ul_grad(x, idx)
-        d_v = o.hvp(self.theta, x, v, idx) - grad_l
-        self.record_loss(loss.mean())
-        self.theta_step(x, v, idx)
-        self.memory.set_x(idx, x - rho * d_x)
-        self.memory.set_q(idx, v - rho * d_v)
+    def lower_level(self, idx, eta):
+        self.inner_step = self.inner_step_size(eta)
+        x = self.memory.get_x(idx)
+        d_x = self.oracles.ll_grad(self.theta, x, idx)
+        self.memory.set_x(idx, x - self.inner_step * d_x)
+        return x
+
+    def adjoint(self, hessian, grad_l, idx, eta):
+        v = self.memory.get_q(idx)
+        self.memory.set_q(idx, v - self.inner_step * (hessian(v) - grad_l))
+        return v

@@ -139,3 +139,12 @@ def solver_on_problem(name, problem, theta0, budget=10**9, seed=3, **params):
     solver._reset()
     solver.init_state()
     return solver
+
+
+def assert_refused(name, problem, theta0, **bad):
+    """Solver ``name`` with the one parameter ``bad`` raises a ValueError naming it."""
+    import pytest
+
+    ((key, value),) = bad.items()
+    with pytest.raises(ValueError, match=f"{key}={value!r}"):
+        solver_on_problem(name, problem, theta0, **bad)
