@@ -244,6 +244,13 @@ class BilevelSolver(BaseSolver):
         longest_eval = 0.0
         try:
             while True:
+                if (
+                    deadline is not None
+                    and self.status == "ok"
+                    and self.oracles.counters.cost < self.budget
+                    and time.time() + EVAL_RESERVE * longest_eval >= deadline
+                ):
+                    self.status = "timeout"  # this evaluation is the last
                 start = time.time()
                 go_on = callback()
                 longest_eval = max(longest_eval, time.time() - start)

@@ -258,12 +258,12 @@ def test_maid_stops_at_the_budget():
     log = solver.work_log
     spent = [e["ll"] + e["cg"] + e["ll_grad"] + e["hvp"] for e in log]
     cumulative = torch.tensor(spent).cumsum(0)
-    assert int(cumulative[-1]) == solver.oracles.counters.cost >= budget
-    # the entry that crossed the budget is the last one, or the last solve
-    # before the conjugate gradient of the same hypergradient
-    first = int((cumulative >= budget).nonzero()[0])
-    after = [e["kind"] for e in log[first + 1 :]]
-    assert after in ([], ["adjoint"])
+    # the oracles cut the piece that reaches the budget within one call on
+    # the 4 images (docs/limits.md); the cut piece is not in the work log
+    cost = solver.oracles.counters.cost
+    assert budget <= cost < budget + problem.n_images
+    assert int(cumulative[-1]) <= cost
+    assert solver.status == "budget"
 
 
 def test_maid_rejects_bad_parameters():
