@@ -105,18 +105,34 @@ def check_device(device, owner=""):
     return pick_device(name)
 
 
-def _utils_digest():
-    """Hash of benchmark_utils/*.py: part of the objective's cache key.
+def _is_source(path, root):
+    """A tracked-looking ``*.py`` under ``root``: no hidden part, no editor
+    lock or backup name (``.#x.py``, ``#x.py#``), a regular file."""
+    parts = path.relative_to(root).parts
+    if any(part.startswith((".", "#")) for part in parts):
+        return False
+    return path.is_file()  # False for a dangling lock symlink
+
+
+def _utils_digest(root=None):
+    """Hash of the source files benchmark_utils/**.py: part of the cache key.
 
     benchopt 1.10 keys its cache on the objective, dataset and solver files
     only, so an edit in benchmark_utils/ would silently reuse stale results;
     putting this digest in the pickled state of the objective fixes that.
+    Hidden files, editor lock files and unreadable files are skipped.
     """
-    root = Path(__file__).resolve().parent / "benchmark_utils"
+    root = Path(root or Path(__file__).resolve().parent / "benchmark_utils")
     md5 = hashlib.md5()
     for path in sorted(root.rglob("*.py")):
+        if not _is_source(path, root):
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
         md5.update(str(path.relative_to(root)).encode())
-        md5.update(path.read_bytes())
+        md5.update(data)
     return md5.hexdigest()
 
 
@@ -224,11 +240,21 @@ class Objective(BaseObjective):
         return {"benchmark_utils": UTILS_DIGEST}
 
     def __setstate__(self, state):
+        # Raising here would break unpickling, which kills a whole `-j N`
+        # pool: the mismatch is kept and raised by skip(), inside the cell,
+        # where benchopt reports it as that cell's error.
+        self._digest_error = None
         if state and state.get("benchmark_utils") != UTILS_DIGEST:
-            raise RuntimeError(
+            self._digest_error = (
                 "benchmark_utils/ differs between the process that sent this "
                 "objective and this one: run every worker on the same checkout"
             )
+
+    def skip(self, **data):
+        """Fail this cell (not the pool) when ``__setstate__`` saw a mismatch."""
+        if getattr(self, "_digest_error", None):
+            raise RuntimeError(self._digest_error)
+        return False, None
 
     def get_objective(self):
         if getattr(self, "_setup_error", None) is not None:
@@ -296,6 +322,7 @@ class Objective(BaseObjective):
         out["cost"] = out["ll_grad"] + out["hvp"]
         out["n_outer"] = int(n_outer)
         out["diverged"] = int(diverged)
+        out["status"] = str(counters.get("status", "ok"))
         out["eval_cap_hits"] = cap_train + cap_test
         for key, val in (info or {}).items():
             out[key] = float(val)

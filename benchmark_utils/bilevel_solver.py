@@ -6,13 +6,23 @@ rule and its parameters:
 - the benchopt callback loop (``sampling_strategy = "callback"``), where one
   callback "iteration" runs outer steps until the cost reaches the next
   checkpoint of the objective's cost grid, and stops at the cost budget;
+- the limits of a run (``docs/limits.md``): the counted oracles refuse any
+  cost call past the budget and any call past the cell's deadline (benchopt's
+  ``--timeout``, read from the stopping criterion of the callback, less a
+  reserve for the final evaluation); the interrupted step is discarded, the
+  last completed theta is kept and evaluated, and the run ends;
 - fresh counted oracles per run (:meth:`BilevelProblem.make_oracles`) and
   per-image warm-start memory (:class:`ImageMemory`);
 - seeds from ``get_seed(use_repetition=True)``;
-- divergence handling: when theta or the loss turns non-finite, or the loss
-  explodes, the run stops, keeps its last finite theta, and is reported with
+- divergence handling: when theta, the loss or the Lipschitz bound turns
+  non-finite, the loss or L(theta) explodes, the strong-convexity modulus
+  collapses, or inner solves hit their iteration cap at several steps in a
+  row, the run stops, keeps its last good theta, and is reported with
   ``diverged = 1`` instead of vanishing from the results;
-- the result dict that carries theta and the cost counters to the objective.
+- a solver may end its run by setting ``self.stop_reason`` (a str) in
+  :meth:`BilevelSolver.step` (status ``"stalled"``);
+- the result dict that carries theta, the cost counters and the run's
+  ``status`` (:data:`STATUS_CODES`) to the objective.
 
 Subclasses implement :meth:`BilevelSolver.step` (one outer iteration) and
 optionally :meth:`BilevelSolver.check_parameters`, :meth:`BilevelSolver.init_state`
@@ -22,15 +32,52 @@ and :meth:`BilevelSolver.info`.
 from __future__ import annotations
 
 import math
+import time
+import warnings
 
 import torch
 from benchopt import BaseSolver
 
 from .memory import ImageMemory
+from .oracles import LimitReached
 from .validation import check_bool, check_choice, check_int, check_real
 
 #: a loss this many times the first mini-batch loss counts as divergence
 EXPLOSION_FACTOR = 1e4
+#: a Lipschitz bound L(theta) this many times L(theta0) counts as divergence
+LIPSCHITZ_FACTOR = 1e3
+#: a strong-convexity modulus m(theta) below m(theta0) / this is divergence
+CONVEXITY_FACTOR = 1e3
+#: this many outer steps in a row with an inner solve at its cap: divergence
+CAP_HIT_STEPS = 5
+#: the run stops when the time left is below this many times the longest
+#: evaluation so far, so that its final evaluation ends before the deadline
+EVAL_RESERVE = 1.5
+
+#: ``status`` of a run (the objective's ``status`` column), see docs/limits.md
+STATUS_CODES = {
+    "ok": "running, or ended at the cost budget between two steps",
+    "budget": "ended at the cost budget inside a step (step discarded)",
+    "timeout": "ended at the cell's deadline (step discarded)",
+    "diverged": "stopped by a divergence rule (last good theta kept)",
+    "stalled": "stopped by the solver (its stop_reason)",
+}
+#: statuses that a report marks like a failure
+FAILED_STATUS = ("timeout", "diverged", "stalled")
+
+
+def benchopt_deadline(callback):
+    """The cell's deadline (a ``time.time()`` value) or None.
+
+    benchopt 1.10 converts ``--timeout`` into
+    ``stopping_criterion._deadline = time.time() + timeout`` when it sets up
+    a cell (``StoppingCriterion.get_runner_instance``) and only checks it at
+    evaluations; the callback passed to ``run`` carries that stopping
+    criterion. None with ``--no-timeout`` or a bare callable.
+    """
+    criterion = getattr(callback, "stopping_criterion", None)
+    deadline = getattr(criterion, "_deadline", None)
+    return None if deadline is None else float(deadline)
 
 
 class BilevelSolver(BaseSolver):
@@ -83,7 +130,11 @@ class BilevelSolver(BaseSolver):
         check_bool(getattr(self, name), name, self.name)
 
     def record_loss(self, loss):
-        """Report the current (mini-batch) upper-level loss for divergence checks."""
+        """Report the current (mini-batch) upper-level loss for divergence checks.
+
+        The first finite loss of the run is the reference of
+        :data:`EXPLOSION_FACTOR`.
+        """
         loss = float(loss)
         if self._loss_ref is None and math.isfinite(loss):
             self._loss_ref = max(loss, 1e-12)
@@ -113,47 +164,122 @@ class BilevelSolver(BaseSolver):
         self._theta_ok = self.theta.clone()
         self.n_outer = 0
         self.diverged = False
+        self.diverged_by = None
+        self.status = "ok"
+        self.stop_reason = None
         self._loss_ref = None
         self._last_loss = float("nan")
+        self._lip_ref = self.oracles.lipschitz(self.theta0)
+        self._conv_ref = self.oracles.strong_convexity(self.theta0)
+        self._capped_steps = 0
         self.generator = torch.Generator().manual_seed(self.seed)
 
-    def _is_diverging(self):
+    def _divergence_reason(self):
+        """Why the current theta counts as diverged (a short str), or None.
+
+        The rules and thresholds are those of ``docs/limits.md``; the cap
+        rule reads ``self._capped_steps``, the number of steps in a row with
+        an inner solve stopped at its iteration cap.
+        """
         if not bool(torch.isfinite(self.theta).all()):
-            return True
-        if not math.isfinite(self.oracles.lipschitz(self.theta)):
-            return True
+            return "theta not finite"
+        lip = self.oracles.lipschitz(self.theta)
+        if not math.isfinite(lip):
+            return "Lipschitz bound not finite"
         loss = self._last_loss
         if self._loss_ref is not None and (
             not math.isfinite(loss) or loss > EXPLOSION_FACTOR * self._loss_ref
         ):
-            return True
-        return False
+            return "loss exploded"
+        if lip > LIPSCHITZ_FACTOR * self._lip_ref:
+            return f"L(theta) > {LIPSCHITZ_FACTOR:g} L(theta0)"
+        conv = self.oracles.strong_convexity(self.theta)
+        if not conv * CONVEXITY_FACTOR >= self._conv_ref:
+            return f"m(theta) < m(theta0) / {CONVEXITY_FACTOR:g}"
+        if self._capped_steps >= CAP_HIT_STEPS:
+            return f"inner solves at their cap in {CAP_HIT_STEPS} steps in a row"
+        return None
+
+    def _is_diverging(self):
+        """True when the current theta breaks a divergence rule."""
+        return self._divergence_reason() is not None
+
+    def _steps_to(self, target):
+        """Outer steps until the cost reaches ``target`` or the run ends."""
+        counters = self.oracles.counters
+        while counters.cost < target:
+            hits = self.oracles.cap_hits
+            self.step()
+            self.n_outer += 1
+            capped = self.oracles.cap_hits > hits
+            self._capped_steps = self._capped_steps + 1 if capped else 0
+            reason = self._divergence_reason()
+            if reason is not None:
+                self.diverged, self.diverged_by = True, reason
+                self.status = "diverged"
+                self.theta = self._theta_ok.clone()
+                warnings.warn(
+                    f"{self.name}: diverged at step {self.n_outer} ({reason}); "
+                    "the last good theta is kept",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return
+            self._theta_ok = self.theta.detach().clone()
+            if self.stop_reason:
+                self.status = "stalled"
+                warnings.warn(
+                    f"{self.name}: stopped at step {self.n_outer}: {self.stop_reason}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return
 
     def run(self, callback):
+        """benchopt's callback loop within the limits of ``docs/limits.md``."""
         self._reset()
         self.init_state()
-        counters = self.oracles.counters
+        deadline = benchopt_deadline(callback)
         targets = iter(self.checkpoints)
-        while callback():
-            if self.diverged:
-                break
-            target = next((t for t in targets if t > counters.cost), None)
-            if target is None:
-                break
-            while counters.cost < target:
-                self.step()
-                self.n_outer += 1
-                if self._is_diverging():
-                    self.diverged = True
-                    self.theta = self._theta_ok.clone()
+        longest_eval = 0.0
+        try:
+            while True:
+                if (
+                    deadline is not None
+                    and self.status == "ok"
+                    and self.oracles.counters.cost < self.budget
+                    and time.time() + EVAL_RESERVE * longest_eval >= deadline
+                ):
+                    self.status = "timeout"  # this evaluation is the last
+                start = time.time()
+                go_on = callback()
+                longest_eval = max(longest_eval, time.time() - start)
+                if not go_on or self.status != "ok":
                     break
-                self._theta_ok = self.theta.detach().clone()
+                cost = self.oracles.counters.cost
+                target = next((t for t in targets if t > cost), None)
+                if target is None:
+                    break
+                if deadline is not None:
+                    deadline_now = deadline - EVAL_RESERVE * longest_eval
+                else:
+                    deadline_now = None
+                self.oracles.set_limits(cost_cap=self.budget, deadline=deadline_now)
+                try:
+                    self._steps_to(target)
+                except LimitReached as limit:
+                    # the interrupted step is discarded
+                    self.theta = self._theta_ok.clone()
+                    self.status = limit.kind
+        finally:
+            self.oracles.set_limits()
 
     def get_result(self):
         return dict(
             theta=self._theta_ok.detach().cpu(),
             n_outer=self.n_outer,
             diverged=int(self.diverged),
+            status=self.status,
             info=self.info(),
             **{k: v for k, v in self.oracles.counters.as_dict().items() if k != "cost"},
         )

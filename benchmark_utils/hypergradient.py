@@ -11,6 +11,10 @@ The mini-batch hypergradient is z = mean_i z_i. The same module holds the
 fixed-step-count pieces of the doubly-stochastic methods (section 5): k plain
 gradient steps on the lower level, a truncated Neumann series for the inverse
 Hessian and gradient steps on the linear system.
+
+Loop control: every iteration of these loops makes one counted call, so the
+limits set on the oracles (cost cap, deadline; ``docs/limits.md``) stop them
+within one iteration by raising :class:`~benchmark_utils.oracles.LimitReached`.
 """
 
 from __future__ import annotations
@@ -92,6 +96,9 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
         active = active[rs_new.sqrt() > tol[active]]
     res_norm = rs.sqrt()
     converged = res_norm <= tol
+    counted = getattr(hessian, "oracles", None)
+    if not bool(converged.all()) and hasattr(counted, "record_cap_hit"):
+        counted.record_cap_hit()  # read by the divergence rule (docs/limits.md)
     if warn and not bool(converged.all()):
         warnings.warn(
             f"conjugate gradient hit max_iter={max_iter} on "

@@ -14,6 +14,11 @@ evaluated at the extrapolated point y_k; an image stops as soon as
 ||grad_x E_i(y_k)|| <= eps_i and returns y_k, whose gradient norm is thus
 certified, so ||y_k - x_i(theta)|| <= eps_i / m. Images that have stopped
 leave the batch and cost nothing more.
+
+Every iteration makes one counted ``ll_grad`` call, so a cost cap or a
+deadline set on the oracles (``docs/limits.md``) stops the loop within one
+iteration by raising :class:`~benchmark_utils.oracles.LimitReached`; a solve
+that stops at ``max_iter`` is reported to the oracles' ``cap_hits``.
 """
 
 from __future__ import annotations
@@ -132,6 +137,8 @@ def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
         y[active] = x_new + beta * momentum
         x_prev[active] = x_new
     res = LowerLevelResult(x_out, n_iter, grad_norm, converged)
+    if res.hit_cap and hasattr(oracles, "record_cap_hit"):
+        oracles.record_cap_hit()  # read by the divergence rule (docs/limits.md)
     if warn and res.hit_cap:
         warnings.warn(
             f"lower-level solver hit max_iter={max_iter} on {res.hit_cap} of "

@@ -12,15 +12,42 @@ vector product, mixed product and upper-level gradient is counted per image
 (``cost = ll_grad + hvp``). A solver therefore cannot under-report what it
 spends. Step-size bounds (:meth:`CountedOracles.lipschitz`) use no oracle and
 are free.
+
+Because every call goes through it, this class also enforces the limits of a
+run (``docs/limits.md``): with :meth:`CountedOracles.set_limits`, a cost call
+(``ll_grad`` or ``hvp``) that would start with the cost already at the cap,
+or any counted call that would start after the deadline, raises
+:class:`LimitReached` instead of running. Every inner loop (lower-level
+solver, conjugate gradient, Neumann series, fixed step counts) makes one
+counted call per iteration, so it stops within one iteration of a limit.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
 
 COUNTER_NAMES = ("ll_grad", "hvp", "jvp", "ul_grad")
+
+
+class LimitReached(Exception):
+    """A counted call was refused because a limit of the run is reached.
+
+    Parameters
+    ----------
+    kind : {"budget", "timeout"}
+        ``"budget"``: a cost call would start with the cost at the cap;
+        ``"timeout"``: a counted call would start after the deadline.
+    cost : int
+        The cost when the call was refused.
+    """
+
+    def __init__(self, kind, cost):
+        super().__init__(f"{kind} limit reached at cost {cost}")
+        self.kind = kind
+        self.cost = cost
 
 
 @dataclass
@@ -74,6 +101,11 @@ class _CountedHessian:
         self._reg_hessian = reg_hessian
         self._idx = idx
 
+    @property
+    def oracles(self):
+        """The :class:`CountedOracles` that count this operator's products."""
+        return self._oracles
+
     @torch.no_grad()
     def __call__(self, v, rows=None):
         """Hess E_i(x_i) v_i for the images at positions ``rows`` of the batch.
@@ -86,6 +118,7 @@ class _CountedHessian:
             Positions in the batch the Hessian was built on.
         """
         idx = self._idx if rows is None else self._idx[rows]
+        self._oracles.check_limits(cost_call=True)
         self._oracles.counters.add("hvp", idx)
         out = self._reg_hessian(v, rows)
         self._oracles._add_quadratic(out, v)
@@ -123,6 +156,10 @@ class CountedOracles:
         self.image_shape = tuple(x_clean.shape[1:])
         self.n_pixels = int(x_clean[0].numel())
         self.counters = Counters(self.n_images, device=x_clean.device)
+        #: inner solves (lower level, conjugate gradient) stopped at their cap
+        self.cap_hits = 0
+        self.cost_cap = None
+        self.deadline = None
         m = forward.lambda_min + self.mu
         if m <= 0:
             raise ValueError(
@@ -182,6 +219,39 @@ class CountedOracles:
         """Default lower-level starting point: A^T y_i (y_i for denoising)."""
         return self._aty[idx]  # advanced indexing already copies
 
+    # -- limits -------------------------------------------------------------
+    def set_limits(self, cost_cap=None, deadline=None):
+        """Refuse calls past a cost cap and a deadline (None: no limit).
+
+        Parameters
+        ----------
+        cost_cap : int, optional
+            A cost call (``ll_grad``, ``hvp``) starting with
+            ``counters.cost >= cost_cap`` raises ``LimitReached("budget")``.
+            A call that starts below the cap runs in full, so the cost ends
+            at most one call (one inner iteration of the batch) past it.
+        deadline : float, optional
+            A ``time.time()`` value; any counted call starting at or after it
+            raises ``LimitReached("timeout")``.
+        """
+        self.cost_cap = cost_cap
+        self.deadline = deadline
+
+    def check_limits(self, cost_call):
+        """Raise :class:`LimitReached` if a call may not start now."""
+        if (
+            cost_call
+            and self.cost_cap is not None
+            and self.counters.cost >= self.cost_cap
+        ):
+            raise LimitReached("budget", self.counters.cost)
+        if self.deadline is not None and time.time() >= self.deadline:
+            raise LimitReached("timeout", self.counters.cost)
+
+    def record_cap_hit(self):
+        """Note one inner solve that stopped at its iteration cap."""
+        self.cap_hits += 1
+
     # -- counted oracles --------------------------------------------------
     @torch.no_grad()
     def ll_grad(self, theta, x, idx):
@@ -196,6 +266,7 @@ class CountedOracles:
         idx : torch.Tensor of int64
             Image indices (B,) into this image set.
         """
+        self.check_limits(cost_call=True)
         self.counters.add("ll_grad", idx)
         g = self._reg.grad(x, theta)
         g.sub_(self._aty[idx])
@@ -230,11 +301,13 @@ class CountedOracles:
         Only R depends on theta, so this is the regulariser's mixed product.
         Returns the sum over the batch (P,), or (B, P) with ``per_image``.
         """
+        self.check_limits(cost_call=False)
         self.counters.add("jvp", idx)
         return self._reg.mixed(x, theta, q, per_image=per_image)
 
     def ul_grad(self, x, idx):
         """Upper-level losses l_i(x_i) (B,) and gradients; counts ``ul_grad``."""
+        self.check_limits(cost_call=False)
         self.counters.add("ul_grad", idx)
         diff = x - self.x_clean[idx]
         loss = diff.flatten(1).pow(2).sum(dim=1) / self.n_pixels
@@ -252,3 +325,4 @@ class CountedOracles:
     def reset_counters(self):
         """Start counting from zero (the objective does this per run)."""
         self.counters = Counters(self.n_images, device=self.device)
+        self.cap_hits = 0

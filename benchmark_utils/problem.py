@@ -60,7 +60,8 @@ def cost_checkpoints(budget, n_checkpoints, first_fraction=0.02):
         raise ValueError(f"n_checkpoints must be >= 1, got {n_checkpoints!r}")
     if n_checkpoints == 1:
         return [int(budget)]
-    grid = np.geomspace(first_fraction * budget, budget, n_checkpoints)
+    # float: a budget beyond int64 would give numpy an object array
+    grid = np.geomspace(first_fraction * float(budget), float(budget), n_checkpoints)
     return sorted({max(1, int(round(c))) for c in grid})
 
 

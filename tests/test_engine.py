@@ -1,4 +1,10 @@
-"""Lower-level solver, conjugate gradient, hypergradient and counters (float64)."""
+"""Lower-level solver, conjugate gradient, hypergradient, counters and limits
+(float64), and the cache digest of benchmark_utils."""
+
+import inspect
+import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +20,7 @@ from benchmark_utils.hypergradient import (
 )
 from benchmark_utils.lower_level import batch_norm, solve_lower_level
 from benchmark_utils.memory import ImageMemory
+from benchmark_utils.oracles import LimitReached
 from tests.conftest import tiny_problem
 
 
@@ -262,3 +269,116 @@ def test_fixed_step_pieces(denoising_problem):
 def test_missing_strong_convexity_is_refused():
     with pytest.raises(ValueError, match="mu > 0"):
         tiny_problem("inpainting", mu=0.0, size=12)
+
+
+# -- limits: cost cap and deadline (docs/limits.md) --------------------------
+def test_cost_cap_stops_lower_level_within_one_iteration(denoising_problem):
+    o = denoising_problem
+    theta = _perturbed_theta(o)
+    idx = torch.arange(o.n_images)
+    o.set_limits(cost_cap=50)
+    # a tolerance no solve reaches: without the cap it would run 10**6 steps
+    with pytest.raises(LimitReached) as info:
+        solve_lower_level(o, theta, o.initial_x(idx), idx, 1e-300, max_iter=10**6)
+    assert info.value.kind == "budget"
+    # refused at the first call starting at >= 50; one call costs n_images
+    assert 50 <= o.counters.cost < 50 + o.n_images
+    # the cap holds for Hessian products (Neumann, CG) too
+    hess = o.hessian(theta, o.initial_x(idx), idx)
+    with pytest.raises(LimitReached):
+        neumann_inverse(hess, torch.ones_like(o.initial_x(idx)), 10**6, 0.1)
+    assert o.counters.hvp == 0
+    # free calls (no cost) are not refused by the cap
+    o.ul_grad(o.initial_x(idx), idx)
+    o.jvp(theta, o.initial_x(idx), o.initial_x(idx), idx)
+    o.set_limits()
+    o.ll_grad(theta, o.initial_x(idx), idx)  # limits lifted
+
+
+def test_deadline_stops_a_long_inner_loop(denoising_problem):
+    o = denoising_problem
+    theta = _perturbed_theta(o)
+    idx = torch.arange(o.n_images)
+    o.set_limits(deadline=time.time() + 0.3)
+    start = time.time()
+    with pytest.raises(LimitReached) as info:
+        lower_level_steps(o, theta, o.initial_x(idx), idx, n_steps=10**8)
+    elapsed = time.time() - start
+    assert info.value.kind == "timeout"
+    assert 0.3 <= elapsed < 2.0
+    with pytest.raises(LimitReached):  # every counted call checks it
+        o.ul_grad(o.initial_x(idx), idx)
+
+
+def test_inner_solves_at_their_cap_are_recorded(denoising_problem):
+    o = denoising_problem
+    theta = _perturbed_theta(o)
+    idx = torch.arange(o.n_images)
+    x0 = o.initial_x(idx)
+    with pytest.warns(RuntimeWarning, match="max_iter"):
+        solve_lower_level(o, theta, x0, idx, 1e-300, max_iter=3)
+    assert o.cap_hits == 1
+    solve_lower_level(o, theta, x0, idx, 1e-1)  # converges: not a cap hit
+    assert o.cap_hits == 1
+    hess = o.hessian(theta, x0, idx)
+    with pytest.warns(RuntimeWarning, match="max_iter"):
+        conjugate_gradient(hess, torch.ones_like(x0), 1e-300, max_iter=2)
+    assert o.cap_hits == 2
+
+
+# -- cache digest -------------------------------------------------------------
+def _objective_module():
+    from tests.bench_helpers import benchmark
+
+    return inspect.getmodule(benchmark().get_benchmark_objective())
+
+
+def test_digest_ignores_lock_hidden_and_unreadable_files(tmp_path):
+    module = _objective_module()
+    root = Path(module.__file__).parent / "benchmark_utils"
+    copy = tmp_path / "benchmark_utils"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    clean = module._utils_digest(copy)
+    assert clean == module.UTILS_DIGEST  # same source files, same digest
+    # an Emacs lock file: a dangling symlink named .#<module>.py
+    (copy / ".#sampling.py").symlink_to("root@host.1234:1700000000")
+    (copy / "regularisers" / ".#foe.py").symlink_to("nowhere")
+    (copy / ".hidden.py").write_text("x = 1\n")
+    (copy / "stale.py").mkdir()  # matches *.py but is not a file
+    assert module._utils_digest(copy) == clean
+    # the digest still sees a real edit
+    with open(copy / "sampling.py", "a") as f:
+        f.write("\n# edited\n")
+    assert module._utils_digest(copy) != clean
+
+
+def test_digest_mismatch_fails_only_its_cell(monkeypatch):
+    from benchopt.runner import FailedRun, run_one_to_cvg
+
+    from tests.bench_helpers import _context, get_dataset, get_objective, get_solver
+
+    dataset = get_dataset("denoising", n_train=2, n_test=1, patch_size=16)
+    objective = get_objective(budget=40, n_checkpoints=1, n_filters=2)
+    solver = get_solver("ISGD", batch_size=1)
+    # unpickling a state from another checkout must not raise (that breaks
+    # a whole -j N pool) ...
+    objective.__setstate__({"benchmark_utils": "0" * 32})
+    ctx = _context(0, 0, dataset, objective, solver)
+    meta = {"dataset_name": "d", "objective_name": "o", "solver_name": "s"}
+    # ... the cell fails instead, through benchopt's per-cell error path
+    with pytest.raises(FailedRun) as failed:
+        run_one_to_cvg(
+            benchmark=None,
+            dataset=dataset,
+            objective=objective,
+            solver=solver,
+            repetition=0,
+            meta=meta,
+            timeout=None,
+            max_runs=2,
+            terminal=None,
+            run_context=ctx,
+        )
+    assert failed.value.status == "error"
+    objective.__setstate__({"benchmark_utils": _objective_module().UTILS_DIGEST})
+    assert objective.skip() == (False, None)

@@ -13,7 +13,6 @@
 """
 
 import math
-import re
 
 import pytest
 import torch
@@ -321,11 +320,15 @@ def test_maid_stops_at_the_budget():
 
     solver.run(callback)
     (spy,) = spies
-    assert spy.calls[-1][2] == solver.oracles.counters.cost >= budget
-    first = next(i for i, (_, _, cost) in enumerate(spy.calls) if cost >= budget)
-    after = " ".join(name for name, _, _ in spy.calls[first + 1 :])
-    # the rest of the solve, then its ul_grad, CG and jvp: no new solve
-    assert re.fullmatch(r"(ll_grad ?)*(ul_grad ?)?(hvp ?)*(jvp)?", after), after
+    # the oracles refuse every costly call once the budget is reached
+    # (docs/limits.md): the cost ends within one call on the 4 images
+    cost = solver.oracles.counters.cost
+    assert budget <= cost < budget + problem.n_images
+    assert spy.calls[-1][2] <= cost
+    first = next(i for i, (_, _, c) in enumerate(spy.calls) if c >= budget)
+    after = {name for name, _, _ in spy.calls[first + 1 :]}
+    assert after <= {"ul_grad", "jvp"}, after
+    assert solver.status == "budget"
 
 
 def test_maid_marks_a_run_that_accepts_no_step():

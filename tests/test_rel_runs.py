@@ -23,6 +23,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,8 @@ import pytest
 import torch
 from benchopt.results import read_results
 
+from benchmark_utils.bilevel_solver import CAP_HIT_STEPS
+from benchmark_utils.oracles import CountedOracles
 from benchmark_utils.sampling import EpochSampler
 from tests.bench_helpers import (
     ROOT,
@@ -38,6 +42,7 @@ from tests.bench_helpers import (
     get_dataset,
     get_objective,
     get_solver,
+    tiny_bilevel,
 )
 
 DATA = "denoising[n_train=4,n_test=2,patch_size=16]"
@@ -290,3 +295,193 @@ def test_evaluation_does_not_depend_on_run_order(small):
     evaluated_curve(shared, make_run(dataset, shared, 0))
     after_other = evaluated_curve(shared, make_run(dataset, shared, 1))
     assert after_other == expected
+
+
+# -- limits of a cell (docs/limits.md) ----------------------------------------
+class BenchoptLikeCallback:
+    """Evaluates at every call, as benchopt's callback with ``get_next``, and
+    carries a stopping criterion with benchopt 1.10's ``_deadline``."""
+
+    def __init__(self, objective, solver, timeout=None, eval_sleep=0.0):
+        self.objective, self.solver, self.eval_sleep = objective, solver, eval_sleep
+        self.stopping_criterion = SimpleNamespace(
+            _deadline=None if timeout is None else time.time() + timeout
+        )
+        self.rows = []
+
+    def __call__(self):
+        self.rows.append(self.objective.evaluate_result(**self.solver.get_result()))
+        time.sleep(self.eval_sleep)
+        return True
+
+
+def limited_run(small, solver_name, solver_params, budget, **callback_kw):
+    """One run of ``solver_name`` on the small problem; returns its callback."""
+    dataset, data = small
+    objective = get_objective(budget=budget, n_checkpoints=3, n_filters=2)
+    solver = get_solver(solver_name, **solver_params)
+    ctx = _context(0, 0, dataset, objective, solver)
+    objective._run_context = solver._run_context = ctx
+    objective.set_data(**data)
+    solver.set_objective(**objective.get_objective())
+    callback = BenchoptLikeCallback(objective, solver, **callback_kw)
+    solver.run(callback)
+    return callback
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        # a lower-level tolerance float32 never reaches: one step would
+        # spend 10**4 iterations per image
+        ("ISGD", {"eps0": 1e-7, "batch_size": 2, "q": 0.0}),
+        # 10**6 inner steps per step
+        ("stocBiO", {"n_inner": 10**6, "batch_size": 2}),
+    ],
+)
+def test_step_cannot_outrun_the_budget(small, name, params):
+    budget = 200
+    callback = limited_run(small, name, params, budget)
+    last = callback.rows[-1]
+    # cut within one inner iteration: one call on the batch of 2 images
+    assert budget <= last["cost"] <= budget + 2
+    assert last["status"] == "budget" and last["n_outer"] == 0
+    # the interrupted step is discarded: theta is theta0
+    first = callback.rows[0]
+    assert last["value"] == first["value"]
+    assert [r["status"] for r in callback.rows[:-1]] == ["ok"] * (
+        len(callback.rows) - 1
+    )
+
+
+def test_budget_cut_keeps_the_last_completed_step(small):
+    callback = limited_run(small, "ISGD", {"batch_size": 2, "q": 0.0}, 400)
+    last = callback.rows[-1]
+    assert 400 <= last["cost"] <= 402 and last["n_outer"] > 0
+    assert last["status"] in ("ok", "budget")
+
+
+def test_deadline_bounds_a_cell_with_a_huge_budget(small):
+    """benchopt checks --timeout only at evaluations; the oracles check the
+    deadline at every call, less 1.5 x the longest evaluation so far, so the
+    run and its final evaluation end before the deadline."""
+    callback = limited_run(
+        small,
+        "ISGD",
+        {"batch_size": 2, "q": 0.0, "eps0": 1e-7},
+        10**9,
+        timeout=4.0,
+        eval_sleep=0.5,
+    )
+    ended = time.time()
+    deadline = callback.stopping_criterion._deadline
+    last = callback.rows[-1]
+    assert last["status"] == "timeout" and last["cost"] < 10**9
+    assert ended <= deadline + 0.2
+    assert ended >= deadline - 2.0  # the time was used, not given up early
+
+
+def _solver(name, budget=10**6, **params):
+    problem, theta0 = tiny_bilevel(n_images=4, size=12)
+    cls = next(s for s in benchmark().get_solvers() if s.name == name)
+    solver = cls.get_instance(**params)
+    solver.get_seed = lambda **kw: 0
+    solver.set_objective(
+        problem=problem,
+        theta0=theta0,
+        budget=budget,
+        checkpoints=[budget],
+        device="cpu",
+    )
+    return solver
+
+
+def _run_steps(solver, n_callbacks=2):
+    results = []
+
+    def callback():
+        results.append(solver.get_result())
+        return len(results) <= n_callbacks
+
+    solver.run(callback)
+    return results
+
+
+def test_exploding_lipschitz_bound_is_flagged():
+    """L(theta) grows 8100x (FoE smoothings e^-9 smaller) while the loss does
+    not explode: flagged by the constant, not by the loss."""
+    solver = _solver("ISGD", batch_size=2, q=0.0, step_size=1.0)
+    step = solver.step
+    shrink = {"at": 3}
+
+    def step_then_shrink():
+        step()
+        if solver.n_outer + 1 == shrink["at"]:
+            theta = solver.theta.clone()
+            solver.oracles.unpack(theta)["log_smoothings"].sub_(9.0)
+            solver.theta = theta
+
+    solver.step = step_then_shrink
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = _run_steps(solver)[-1]
+    assert result["diverged"] == 1 and result["status"] == "diverged"
+    assert "L(theta)" in solver.diverged_by
+    assert solver.n_outer == 3
+    assert solver._last_loss < 1e4 * solver._loss_ref  # not the loss rule
+    # the last good theta (after step 2) is kept
+    assert solver.oracles.lipschitz(result["theta"]) < 10 * solver._lip_ref
+
+
+def test_collapsing_strong_convexity_is_flagged(monkeypatch):
+    solver = _solver("ISGD", batch_size=2, q=0.0, step_size=1.0)
+    theta0 = solver.theta0.clone()
+    original = CountedOracles.strong_convexity
+
+    def collapsing(self, theta=None):
+        m = original(self, theta)
+        return m if theta is None or torch.equal(theta, theta0) else m / 1e4
+
+    monkeypatch.setattr(CountedOracles, "strong_convexity", collapsing)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = _run_steps(solver)[-1]
+    assert result["status"] == "diverged" and "m(theta)" in solver.diverged_by
+    assert solver.n_outer == 1
+
+
+def test_repeated_cap_hits_are_flagged(monkeypatch):
+    import benchmark_utils.hypergradient as hypergradient
+
+    solve = hypergradient.solve_lower_level
+
+    def capped(*args, **kwargs):  # every lower-level solve stops at 3 steps
+        return solve(*args, **{**kwargs, "max_iter": 3, "warn": False})
+
+    monkeypatch.setattr(hypergradient, "solve_lower_level", capped)
+    solver = _solver("ISGD", batch_size=2, q=0.0, step_size=1.0, eps0=1e-9)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = _run_steps(solver)[-1]
+    assert result["status"] == "diverged" and "cap" in solver.diverged_by
+    assert solver.n_outer == CAP_HIT_STEPS
+    # a run whose solves converge is not flagged
+    monkeypatch.setattr(hypergradient, "solve_lower_level", solve)
+    solver = _solver("ISGD", budget=300, batch_size=2, q=0.0, step_size=1.0)
+    assert _run_steps(solver)[-1]["status"] in ("ok", "budget")
+    assert solver.n_outer > CAP_HIT_STEPS
+
+
+def test_solver_stop_reason_ends_the_run_as_stalled():
+    solver = _solver("ISGD", batch_size=2, q=0.0, step_size=1.0)
+    step = solver.step
+
+    def step_then_stall():
+        step()
+        if solver.n_outer == 1:  # the second step
+            solver.stop_reason = "no step accepted"
+
+    solver.step = step_then_stall
+    with pytest.warns(RuntimeWarning, match="no step accepted"):
+        results = _run_steps(solver, n_callbacks=5)
+    assert results[-1]["status"] == "stalled" and solver.n_outer == 2
+    # the completed step is kept, and the run stops at once
+    assert torch.equal(results[-1]["theta"], solver.theta)
+    assert len(results) == 2
