@@ -1,4 +1,4 @@
-"""Bilevel learning of a variational regulariser (``ALGORITHMS.md`` s. 1-3).
+"""Bilevel learning of a variational regulariser (``docs/maths.md`` s. 1-3).
 
 Lower level (per image): x_i(theta) = argmin_x 1/2 ||A x - y_i||^2
 + R_theta(x) + mu/2 ||x||^2. Upper level: f(theta) = 1/n sum_i MSE(x_i(theta), x_i).
@@ -42,6 +42,10 @@ N_IMAGES_SHOWN = 4
 # point A^T y already meets it (the metrics never move); below 1e-5 the
 # float32 FoE solves stall at their iteration cap.
 MAX_BUDGET = 10**9
+#: most filters (or last-layer channels): 10-100x the papers' 10 and 48; far
+#: beyond, one set-up or evaluation outlasts any timeout (n_filters=100000
+#: ran 600 s without a result)
+MAX_N_FILTERS = 1024
 EVAL_TOL = (1e-5, 1e-3)
 DEVICES = "'auto', 'cpu' or 'cuda[:N]' (also spelt cuda-N)"
 
@@ -201,7 +205,7 @@ class Objective(BaseObjective):
         # parameters set_data changed (e.g. budget=1.5 rounded to 1)
         own = self.name
         check_choice(self.regulariser, "regulariser", sorted(REGULARISERS), own)
-        self._n_filters = check_int(self.n_filters, "n_filters", 1, owner=own)
+        self._n_filters = check_int(self.n_filters, "n_filters", 1, MAX_N_FILTERS, own)
         patch = min(x_train.shape[-2:])
         self._kernel_size = check_int(self.kernel_size, "kernel_size", 1, patch, own)
         self._mu = check_mu(self.mu, forward, task, own)

@@ -1,1 +1,1 @@
-"""Shared machinery of the bilevel imaging benchmark (see ALGORITHMS.md)."""
+"""Shared machinery of the bilevel imaging benchmark (see docs/maths.md)."""

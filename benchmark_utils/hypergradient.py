@@ -1,4 +1,4 @@
-"""Hypergradients by the implicit function theorem (``ALGORITHMS.md`` s. 4).
+"""Hypergradients by the implicit function theorem (``docs/maths.md`` s. 4).
 
 For image i at theta:
 

@@ -1,4 +1,4 @@
-"""Batched accelerated gradient for the lower-level problems (``ALGORITHMS.md`` s. 4).
+"""Batched accelerated gradient for the lower-level problems (``docs/maths.md`` s. 4).
 
 Nesterov's method for L-smooth, m-strongly convex functions (Nesterov,
 "Lectures on Convex Optimization", 2018, scheme (2.2.22)): step 1/L and the

@@ -1,4 +1,4 @@
-"""Per-image warm-start memory (``ALGORITHMS.md`` sections 4 and 5).
+"""Per-image warm-start memory (``docs/maths.md`` sections 4 and 5).
 
 Every image has its own lower-level problem, so every method keeps, per
 image, the last lower-level iterate x_i and the last adjoint/linear-system

@@ -1,4 +1,4 @@
-"""Counted per-image oracles of the bilevel problem (``ALGORITHMS.md`` s. 1, 3).
+"""Counted per-image oracles of the bilevel problem (``docs/maths.md`` s. 1, 3).
 
 Lower level, one strongly convex problem per image i:
 
@@ -201,7 +201,7 @@ class CountedOracles:
     def lipschitz(self, theta):
         """Upper bound L on ||Hess_x E_i|| for all x and i (free).
 
-        L = ||A||^2 + mu + L_R(theta) (``ALGORITHMS.md`` section 2).
+        L = ||A||^2 + mu + L_R(theta) (``docs/maths.md`` section 2).
         """
         return self.forward.norm_sq + self.mu + self._reg.lipschitz(theta)
 

@@ -110,3 +110,42 @@ def spaced(name):
     ``<br />``), but they wrap at spaces.
     """
     return name.replace(",", ", ")
+
+
+#: statuses marked in the legends (``objective_status``, docs/limits.md), in
+#: the order they are listed; ``diverged`` is also read from
+#: ``objective_diverged`` for result files written before the status column
+MARKED_STATUS = ("diverged", "timeout", "stalled")
+
+
+def _last_status(df_rep):
+    last = df_rep.sort_values("stop_val", kind="stable").iloc[-1]
+    status = last.get("objective_status")
+    if isinstance(status, str) and status:
+        return status
+    flag = pd.to_numeric(pd.Series([last.get("objective_diverged")]), errors="coerce")
+    return "diverged" if flag.iloc[0] == 1 else "ok"
+
+
+def status_tag(df_solver):
+    """Legend suffix for the repetitions of one solver that did not end well.
+
+    The status of a repetition is ``objective_status`` on its last row
+    (largest ``stop_val``). Returns ``""`` when no repetition ended with a
+    status of :data:`MARKED_STATUS`, else e.g. ``" (diverged)"`` (every
+    repetition), ``" (timeout 1/3 reps)"`` or ``" (diverged 1/3, stalled
+    2/3 reps)"``.
+    """
+    statuses = [_last_status(d) for _, d in df_solver.groupby("idx_rep", sort=True)]
+    n_rep = len(statuses)
+    parts = []
+    for code in MARKED_STATUS:
+        k = statuses.count(code)
+        if k == n_rep and n_rep:
+            parts.append(code)
+        elif k:
+            parts.append(f"{code} {k}/{n_rep}")
+    if not parts:
+        return ""
+    reps = " reps" if any("/" in part for part in parts) else ""
+    return f" ({', '.join(parts)}{reps})"

@@ -1,4 +1,4 @@
-"""The learning problem handed to solvers (``ALGORITHMS.md`` section 1).
+"""The learning problem handed to solvers (``docs/maths.md`` section 1).
 
 :class:`BilevelProblem` keeps the training images, measurements, operator and
 regulariser private: a solver can only ask it for a fresh set of counted

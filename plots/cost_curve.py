@@ -13,18 +13,24 @@ The y choices are the numeric ``objective_*`` columns except the oracle
 counters (a y option equal to a counter column breaks the page in benchopt
 1.10.0, and counters are x axes anyway).
 
-A run that diverged (``objective_diverged == 1`` on its last row: the solver
-stopped and kept its last finite theta) is marked in the legend:
-``"<solver> (diverged)"`` when every repetition diverged,
-``"<solver> (diverged k/n reps)"`` when k of n did. Colours stay tied to the
-solver name.
+A run that did not end well is marked in the legend by the status of its
+last row (``objective_status``, see docs/limits.md): ``"<solver> (diverged)"``
+when every repetition diverged, ``"<solver> (timeout 1/3 reps)"`` when one of
+three reached its deadline, likewise ``stalled``. A diverged run keeps its last
+finite theta; a cut run keeps its last completed step. Colours stay tied to
+the solver name.
 """
 
-import pandas as pd
 from benchopt import BasePlot
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from benchmark_utils.plot_utils import QUANTILES, aggregate, one_curve, select
+from benchmark_utils.plot_utils import (
+    QUANTILES,
+    aggregate,
+    one_curve,
+    select,
+    status_tag,
+)
 
 # Name shown in the dropdown -> column of the result dataframe.
 X_COLUMNS = {
@@ -38,7 +44,7 @@ X_LABELS = {
     "time": "Time [s] (solver only)",
 }
 # Objective keys that are counters or flags: never offered as y.
-COUNTERS = {"ll_grad", "hvp", "jvp", "ul_grad", "cost", "n_outer", "diverged"}
+COUNTERS = {"ll_grad", "hvp", "jvp", "ul_grad", "cost", "n_outer", "diverged", "status"}
 # Preferred order of the y choices; the first one is the page's default.
 Y_FIRST = ["psnr_test", "value", "psnr_train", "mse_test"]
 Y_LABELS = {
@@ -67,26 +73,6 @@ def y_options(df):
     keys = first + sorted(k for k in keys if k not in first)
     # An option must offer at least one value for the page to work.
     return keys or ["value"]
-
-
-def diverged_tag(df_solver):
-    """Legend suffix for the repetitions of one solver that diverged.
-
-    A repetition diverged when ``objective_diverged`` is 1 on its last row
-    (largest ``stop_val``). Returns ``""``, ``" (diverged)"`` (all of them) or
-    ``" (diverged k/n reps)"``.
-    """
-    n_div = n_rep = 0
-    for _, df_rep in df_solver.groupby("idx_rep", sort=True):
-        last = df_rep.sort_values("stop_val", kind="stable").iloc[-1]
-        flag = pd.to_numeric(pd.Series([last["objective_diverged"]]), errors="coerce")
-        n_rep += 1
-        n_div += int(flag.iloc[0] == 1)
-    if n_div == 0:
-        return ""
-    if n_div == n_rep:
-        return " (diverged)"
-    return f" (diverged {n_div}/{n_rep} reps)"
 
 
 def wrap_name(name, width=100):
@@ -137,7 +123,7 @@ class Plot(BasePlot):
             trace = {
                 "x": _to_list(x),
                 "y": _to_list(y),
-                "label": solver + diverged_tag(df_solver),
+                "label": solver + status_tag(df_solver),
                 **self.get_style(solver),
             }
             if low is not None:

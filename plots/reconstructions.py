@@ -10,7 +10,7 @@ first repetition is shown; the plot is empty when no run saved images.
 import numpy as np
 from benchopt import BasePlot
 
-from benchmark_utils.plot_utils import final_artifacts, select, spaced
+from benchmark_utils.plot_utils import final_artifacts, select, spaced, status_tag
 
 KEYS = ("clean", "measured", "reconstructed")
 MAX_COLS = 4
@@ -74,7 +74,7 @@ class Plot(BasePlot):
                 measured = _image(art, "measured", index)
             recon = _image(art, "reconstructed", index)
             if recon is not None:
-                recons.append((solver, recon))
+                recons.append((solver + status_tag(df_solver), recon))
         if clean is None and measured is None and not recons:
             return []
         items = []

@@ -8,9 +8,9 @@ for each the memory it adds:
 1. ``data``: ``Dataset.get_data`` (clean patches and measurements);
 2. ``objective``: ``Objective.set_data`` (evaluation oracles, problem);
 3. ``solver``: ``Solver.set_objective`` (fresh counted oracles, per-image
-   warm starts :class:`~benchmark_utils.memory.ImageMemory`, ``ALGORITHMS.md``
+   warm starts :class:`~benchmark_utils.memory.ImageMemory`, ``docs/maths.md``
    sections 4-5);
-4. ``1 step``: one ISGD outer step (``ALGORITHMS.md`` section 5) on a
+4. ``1 step``: one ISGD outer step (``docs/maths.md`` section 5) on a
    mini-batch of ``--batch-size`` images;
 5. ``evaluation`` (only with ``--evaluate``; slow on a CPU): one
    ``Objective.evaluate_result`` (accurate lower-level solves of every

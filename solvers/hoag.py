@@ -39,8 +39,9 @@ the current ||grad l_i|| (as ISGD), the slack is the certified bracket of f
 (same units as f), and the paper's initial L (from the first hypergradient
 norm times the dimension) is replaced by the parameter ``step_size``.
 
-Budget: a step is one full-batch hypergradient and is not cut, so a run may
-pass the budget by one step. How the defaults were chosen:
+Budget: a step that would pass the budget is cut by the oracles within one
+call on the batch and discarded (``docs/limits.md``). How the defaults were
+chosen:
 ``docs/tuning.md``. Information along the curve (:meth:`Solver.info`): step
 size, eps_k, delta_k (relative) and the last step-size change (+1, 0, -1).
 """

@@ -70,8 +70,8 @@ the same theta and cannot succeed where these failed; a round costs about
 M + 1 full-batch solves, so the stall costs at most ten such rounds.
 
 Budget. A step returns early (keeping theta) once the cost reaches the
-budget, so a run overshoots it by at most one lower-level solve and its
-conjugate gradient.
+budget; a solve that would pass it is cut by the oracles within one call on
+the batch and the step is discarded (``docs/limits.md``).
 
 Defaults: eta, rho, rho_bar, nu, nu_bar are the paper's reference values
 (``docs/maths.md`` section 5); step_size, eps0, delta0 as found in

@@ -100,6 +100,7 @@ OBJECTIVE_CASES = [
     bad("n_filters", 0, ">= 1"),
     bad("n_filters", 2.5, "integer"),
     bad("n_filters", "a", "integer >= 1"),
+    bad("n_filters", 100_000, "<= 1024"),
     bad("kernel_size", 4, "odd integer"),
     bad("kernel_size", 2.5, "integer"),
     bad("kernel_size", 99, "<= 16"),

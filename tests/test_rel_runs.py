@@ -190,6 +190,7 @@ def test_cost_curve_legend_marks_divergence(runs):
     partial = a.copy()
     rows = partial.index[partial["solver_name"].eq(div_name) & partial["idx_rep"].eq(1)]
     partial.loc[rows, "objective_diverged"] = 0
+    partial.loc[rows, "objective_status"] = "ok"
     traces = plot.plot(
         partial,
         dataset=a["dataset_name"].iloc[0],
