@@ -26,6 +26,7 @@ import torch
 from benchopt import BaseObjective
 from benchopt.stopping_criterion import NoCriterion
 
+from benchmark_utils import REQUIREMENTS
 from benchmark_utils.lower_level import solve_lower_level
 from benchmark_utils.memory import ImageMemory
 from benchmark_utils.oracles import COUNTER_NAMES, CountedOracles
@@ -147,13 +148,7 @@ class Objective(BaseObjective):
     name = "Bilevel imaging"
     url = "https://github.com/benchopt/benchmark_bilevel_imaging"
     min_benchopt_version = "1.10"
-    requirements = [
-        "pip::torch==2.14.1",
-        "pip::torchvision==0.29.1",
-        "pip::deepinv==0.5.0",
-        "pip::scikit-image==0.26.0",
-        "pip::pillow==13.0.0",
-    ]
+    requirements = REQUIREMENTS
 
     sampling_strategy = "callback"
     # Noisy stochastic curves must not be cut by benchopt's patience rule:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from benchopt import BaseDataset
 from benchopt.config import get_data_path
 
+from . import REQUIREMENTS
 from .forward import NOISE_SIGMA_MAX, make_forward
 from .images import DEEPINV_SOURCES, make_train_test
 from .validation import check_real
@@ -22,6 +23,20 @@ from .validation import check_real
 #: Largest ``noise_level`` (0-255 scale): a noise standard deviation of at
 #: most the pixel range.
 NOISE_LEVEL_MAX = 255.0 * NOISE_SIGMA_MAX
+
+#: image parameters shared by every task, with their defaults (benchopt
+#: ``parameters`` lists); a dataset file adds its noise and operator ones
+IMAGE_PARAMETERS = {
+    "source": ["skimage"],
+    "folder": [None],
+    "download": [False],
+    "n_train": [16],
+    "n_test": [8],
+    "patch_size": [32],
+    "grayscale": [True],
+}
+#: the small data of ``benchopt test``
+TEST_PARAMETERS = {"n_train": [4], "n_test": [2], "patch_size": [16]}
 
 #: dataset parameters that configure the operator rather than the images
 PHYSICS_PARAMETERS = ("kernel_size", "blur_sigma", "mask_ratio")
@@ -111,13 +126,7 @@ class TaskDataset(BaseDataset):
     the noise and patches are frozen (``docs/maths.md`` section 1).
     """
 
-    requirements = [
-        "pip::torch==2.14.1",
-        "pip::torchvision==0.29.1",
-        "pip::deepinv==0.5.0",
-        "pip::scikit-image==0.26.0",
-        "pip::pillow==13.0.0",
-    ]
+    requirements = REQUIREMENTS
 
     def get_data(self):
         """The task's data dict; a bad parameter is returned, not raised.

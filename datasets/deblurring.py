@@ -8,21 +8,15 @@ singular, so the lower level relies on the objective's mu > 0. Sources as in
 the denoising dataset.
 """
 
-from benchmark_utils.tasks import TaskDataset
+from benchmark_utils.tasks import IMAGE_PARAMETERS, TEST_PARAMETERS, TaskDataset
 
 
 class Dataset(TaskDataset):
     name = "deblurring"
     parameters = {
-        "source": ["skimage"],
-        "folder": [None],
-        "download": [False],
-        "n_train": [16],
-        "n_test": [8],
-        "patch_size": [32],
-        "grayscale": [True],
+        **IMAGE_PARAMETERS,
         "noise_level": [5.0],
         "kernel_size": [9],
         "blur_sigma": [1.5],
     }
-    test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
+    test_parameters = {**TEST_PARAMETERS}

@@ -8,19 +8,13 @@ stored under benchopt's data path) or ``folder`` (any folder of PNG/JPEG
 files, given by ``folder``).
 """
 
-from benchmark_utils.tasks import TaskDataset
+from benchmark_utils.tasks import IMAGE_PARAMETERS, TEST_PARAMETERS, TaskDataset
 
 
 class Dataset(TaskDataset):
     name = "denoising"
     parameters = {
-        "source": ["skimage"],
-        "folder": [None],
-        "download": [False],
-        "n_train": [16],
-        "n_test": [8],
-        "patch_size": [32],
-        "grayscale": [True],
+        **IMAGE_PARAMETERS,
         "noise_level": [25.0],
     }
-    test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
+    test_parameters = {**TEST_PARAMETERS}

@@ -10,20 +10,14 @@ second ISGD paper (Salehi et al., arXiv 2511.06774). Sources as in the
 denoising dataset.
 """
 
-from benchmark_utils.tasks import TaskDataset
+from benchmark_utils.tasks import IMAGE_PARAMETERS, TEST_PARAMETERS, TaskDataset
 
 
 class Dataset(TaskDataset):
     name = "inpainting"
     parameters = {
-        "source": ["skimage"],
-        "folder": [None],
-        "download": [False],
-        "n_train": [16],
-        "n_test": [8],
-        "patch_size": [32],
-        "grayscale": [True],
+        **IMAGE_PARAMETERS,
         "noise_level": [10.0],
         "mask_ratio": [0.3],
     }
-    test_parameters = {"n_train": [4], "n_test": [2], "patch_size": [16]}
+    test_parameters = {**TEST_PARAMETERS}
