@@ -2,8 +2,9 @@
 
 Every image has its own lower-level problem, so every method keeps, per
 image, the last lower-level iterate x_i and the last adjoint/linear-system
-iterate q_i (v_i for the doubly-stochastic methods). This is the only state
-of a run that grows with the data set: 2 n C H W numbers.
+iterate q_i (v_i for the doubly-stochastic methods): 2 n C H W numbers, the
+solver's part of what a run keeps per image (the data, the measurements and
+the evaluation's warm starts are the rest: docs/memory.md).
 """
 
 from __future__ import annotations

@@ -323,6 +323,6 @@ class CountedOracles:
         return val
 
     def reset_counters(self):
-        """Start counting from zero (the objective does this per run)."""
+        """Start counting from zero (tests; every run gets fresh oracles instead)."""
         self.counters = Counters(self.n_images, device=self.device)
         self.cap_hits = 0
