@@ -70,7 +70,8 @@ def clip_at_budget(cost, x, y, budget):
     ``cost <= budget`` are kept; the first point past the budget is replaced
     by the point where the segment from its predecessor crosses the budget,
     ``w = (budget - c0) / (c1 - c0)``, ``x = x0 + w (x1 - x0)``,
-    ``y = y0 + w (y1 - y0)``; later points are dropped. A curve that ends
+    ``y = y0 + w (y1 - y0)`` (unless the predecessor is exactly at the
+    budget); later points are dropped. A curve that ends
     before the budget (a run cut short) is returned unchanged.
 
     Parameters
@@ -90,8 +91,8 @@ def clip_at_budget(cost, x, y, budget):
     if over.size == 0:
         return x, y
     k = over[0]
-    if k == 0:
-        return x[:0], y[:0]
+    if k == 0 or cost[k - 1] == budget:
+        return x[:k], y[:k]
     c0, c1 = cost[k - 1], cost[k]
     w = (budget - c0) / (c1 - c0)
     x_b = x[k - 1] + w * (x[k] - x[k - 1])
@@ -134,6 +135,23 @@ def one_curve(df_rep, x_col, y_col, budget=None, cost_col="objective_cost"):
     # the same cost).
     last = np.r_[x[1:] != x[:-1], True]
     return x[last], y[last]
+
+
+def first_reach(x, y, level):
+    """Smallest x at which the piecewise-linear curve (x, y) reaches ``level``.
+
+    Returns ``x[0]`` when the curve starts at or above ``level``, the linear
+    interpolation inside the first segment that crosses it otherwise, and
+    NaN when it never does.
+    """
+    above = np.flatnonzero(np.asarray(y) >= level)
+    if above.size == 0:
+        return float("nan")
+    j = above[0]
+    if j == 0:
+        return float(x[0])
+    w = (level - y[j - 1]) / (y[j] - y[j - 1])
+    return float(x[j - 1] + w * (x[j] - x[j - 1]))
 
 
 def _thin(n, max_points=MAX_POINTS):
