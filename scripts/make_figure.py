@@ -4,8 +4,9 @@ Reads benchopt result files and draws, per dataset, the median over
 repetitions of each solver's test PSNR and training loss against the cost in
 lower-level gradient evaluations (``cost = ll_grad + hvp``, per image), each
 repetition cut at the budget as in the report's ``cost_curve`` plot
-(docs/report.md), with the same short legend labels and reference lines. ``--numbers`` prints,
-instead of drawing, the numbers quoted in docs/results.md: per dataset and
+(docs/report.md), with the same short legend labels and reference lines.
+``--numbers`` prints, instead of drawing, the numbers quoted in
+docs/results.md: per dataset and
 solver the test PSNR at the initial theta and at the budget (medians over
 repetitions), the cost at which the median curve first reaches each
 ``--levels`` PSNR, the status of the last rows and the solver time, the
