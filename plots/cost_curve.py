@@ -20,7 +20,8 @@ full solver name. A run that did not end well is marked in the legend by the
 status of its last row (``objective_status``, see docs/limits.md):
 ``"<solver> (diverged)"`` when every repetition diverged, ``"<solver>
 (timeout 1/3 reps)"`` when one of three reached its deadline, likewise
-``stalled``.
+``stalled``. A diverged run keeps its last finite theta; a cut run keeps its
+last completed step.
 
 Reference lines: when the frame has ``objective_<y>_measurement`` or
 ``objective_<y>_init`` (constant per run; e.g. the test PSNR of the
