@@ -113,7 +113,7 @@ def _to_list(values):
 #: (141 = "line-ew-open", a short horizontal dash)
 REFERENCE_STYLE = {
     "measurement": {"color": "black", "marker": 141},
-    "initial theta": {"color": "grey", "marker": 141},
+    "initial theta": {"color": "#404040", "marker": 141},
 }
 
 

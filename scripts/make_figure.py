@@ -143,7 +143,7 @@ def main(argv=None):
                 ax.set_ylabel(ylabel)
                 ax.grid(alpha=0.3)
         for (label, value), colour in zip(
-            reference_values(sub, "psnr_test"), ("black", "grey"), strict=False
+            reference_values(sub, "psnr_test"), ("black", "#404040"), strict=False
         ):
             axes[0, j].axhline(value, ls="--", lw=1, color=colour, label=label)
         axes[0, j].set_title(dataset.split("[")[0])
