@@ -1,8 +1,18 @@
 """Helpers shared by the report's plots (``plots/*.py``) and
 ``scripts/make_figure.py``.
 
-Curves: :func:`one_curve` reads one repetition's (x, y) points and
-:func:`aggregate` takes the median and a quantile band over repetitions.
+Curves: :func:`one_curve` reads one repetition's (x, y) points, cut at the
+cost budget (:func:`clip_at_budget`), and :func:`aggregate` takes the median
+and a quantile band over repetitions; docs/report.md says how this makes the
+comparison at the budget one at equal cost.
+
+Labels: :func:`short_labels` names each solver run by its solver name and
+only the parameters that differ among the runs of that solver.
+
+Reference lines: :func:`reference_values` reads the constant per-run
+columns ``objective_<y>_measurement`` and ``objective_<y>_init`` (e.g. the
+test PSNR of the measurements and of the initial theta) drawn as dashed
+horizontal lines by :func:`dashed_line`.
 
 Artefacts: the image plots read the artefacts that ``Objective.save_final_results``
 returns at the end of each run: benchopt 1.10 stores that dict in the
@@ -53,13 +63,70 @@ def _as_float(values):
     return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
 
 
-def one_curve(df_rep, x_col, y_col):
-    """Finite (x, y) points of one repetition, sorted by x, unique x."""
+def clip_at_budget(cost, x, y, budget):
+    """Cut one curve at ``cost == budget``, interpolating its last point.
+
+    The points are in run order (non-decreasing ``cost``). Points with
+    ``cost <= budget`` are kept; the first point past the budget is replaced
+    by the point where the segment from its predecessor crosses the budget,
+    ``w = (budget - c0) / (c1 - c0)``, ``x = x0 + w (x1 - x0)``,
+    ``y = y0 + w (y1 - y0)`` (unless the predecessor is exactly at the
+    budget); later points are dropped. A curve that ends
+    before the budget (a run cut short) is returned unchanged.
+
+    Parameters
+    ----------
+    cost, x, y : numpy.ndarray
+        Cost, x and y of the points of one repetition, in run order.
+    budget : float
+        Cost at which to cut.
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+        The points up to the budget (empty when the first point is already
+        past it).
+    """
+    over = np.flatnonzero(cost > budget)
+    if over.size == 0:
+        return x, y
+    k = over[0]
+    if k == 0 or cost[k - 1] == budget:
+        return x[:k], y[:k]
+    c0, c1 = cost[k - 1], cost[k]
+    w = (budget - c0) / (c1 - c0)
+    x_b = x[k - 1] + w * (x[k] - x[k - 1])
+    y_b = y[k - 1] + w * (y[k] - y[k - 1])
+    return np.r_[x[:k], x_b], np.r_[y[:k], y_b]
+
+
+def run_budget(df):
+    """Cost budget of the runs in ``df`` (``p_obj_budget``), or None."""
+    for col in ("p_obj_budget", "p_objective_budget"):
+        if col in df.columns:
+            values = _as_float(df[col])
+            values = values[np.isfinite(values)]
+            if values.size:
+                return float(values.max())
+    return None
+
+
+def one_curve(df_rep, x_col, y_col, budget=None, cost_col="objective_cost"):
+    """Finite (x, y) points of one repetition, sorted by x, unique x.
+
+    With ``budget``, the curve is first cut at ``cost == budget``
+    (:func:`clip_at_budget`, in run order), whatever the x axis is.
+    """
     df_rep = df_rep.sort_values("stop_val", kind="stable")
     x = _as_float(df_rep[x_col])
     y = _as_float(df_rep[y_col])
     keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
+    if budget is not None and cost_col in df_rep.columns:
+        cost = _as_float(df_rep[cost_col])
+        keep &= np.isfinite(cost)
+        x, y = clip_at_budget(cost[keep], x[keep], y[keep], budget)
+    else:
+        x, y = x[keep], y[keep]
     if x.size == 0:
         return None
     order = np.argsort(x, kind="stable")
@@ -68,6 +135,23 @@ def one_curve(df_rep, x_col, y_col):
     # the same cost).
     last = np.r_[x[1:] != x[:-1], True]
     return x[last], y[last]
+
+
+def first_reach(x, y, level):
+    """Smallest x at which the piecewise-linear curve (x, y) reaches ``level``.
+
+    Returns ``x[0]`` when the curve starts at or above ``level``, the linear
+    interpolation inside the first segment that crosses it otherwise, and
+    NaN when it never does.
+    """
+    above = np.flatnonzero(np.asarray(y) >= level)
+    if above.size == 0:
+        return float("nan")
+    j = above[0]
+    if j == 0:
+        return float(x[0])
+    w = (level - y[j - 1]) / (y[j] - y[j - 1])
+    return float(x[j - 1] + w * (x[j] - x[j - 1]))
 
 
 def _thin(n, max_points=MAX_POINTS):
@@ -110,6 +194,139 @@ def spaced(name):
     ``<br />``), but they wrap at spaces.
     """
     return name.replace(",", ", ")
+
+
+def split_name(name):
+    """Split a benchopt parametrized name ``"Base[k1=v1,k2=v2]"``.
+
+    Commas inside brackets (list values) do not split.
+
+    Returns
+    -------
+    base : str
+        The part before ``[`` (the whole name when it has no parameters).
+    params : dict
+        Parameter name -> value as written in the name, in order.
+    """
+    base, bracket, rest = name.partition("[")
+    if not bracket or not rest.endswith("]"):
+        return name, {}
+    items, depth, start = [], 0, 0
+    body = rest[:-1]
+    for i, char in enumerate(body):
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        if char == "," and depth == 0:
+            items.append(body[start:i])
+            start = i + 1
+    items.append(body[start:])
+    params = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key:
+            params[key.strip()] = value.strip()
+    return base, params
+
+
+def _short_value(value):
+    """``value`` as written, numbers in ``%g`` form (``0.0`` -> ``0``)."""
+    try:
+        return f"{float(value):g}"
+    except ValueError:
+        return value
+
+
+def short_labels(names):
+    """Short legend label of each parametrized run name.
+
+    A label is the base name followed by the parameters whose value differs
+    among the runs of ``names`` with that base name, e.g. ``"ISGD q=0"`` and
+    ``"ISGD q=0.5"`` for two ISGD runs that differ only by ``q``; a base name
+    with a single run keeps no parameter. Names that would get the same
+    label keep their full name.
+
+    Parameters
+    ----------
+    names : iterable of str
+        benchopt parametrized names (``solver_name`` values).
+
+    Returns
+    -------
+    dict
+        Full name -> label.
+    """
+    names = list(dict.fromkeys(names))
+    parsed = {name: split_name(name) for name in names}
+    groups = {}
+    for name, (base, _) in parsed.items():
+        groups.setdefault(base, []).append(name)
+    labels = {}
+    for base, group in groups.items():
+        keys = list(dict.fromkeys(k for n in group for k in parsed[n][1]))
+        differ = [k for k in keys if len({parsed[n][1].get(k) for n in group}) > 1]
+        for name in group:
+            params = parsed[name][1]
+            parts = [f"{k}={_short_value(params[k])}" for k in differ if k in params]
+            labels[name] = " ".join([base, ", ".join(parts)]) if parts else base
+    counts = pd.Series(list(labels.values())).value_counts()
+    return {n: (n if counts[lab] > 1 else lab) for n, lab in labels.items()}
+
+
+#: suffix of a constant per-run column -> label of its reference line
+REFERENCE_SUFFIXES = {"measurement": "measurement", "init": "initial theta"}
+
+
+def is_reference_key(key):
+    """Whether objective key ``key`` is a reference column (never a y option)."""
+    return any(key.endswith("_" + suffix) for suffix in REFERENCE_SUFFIXES)
+
+
+def reference_values(df, y_key):
+    """Reference levels of the metric ``y_key`` in the runs of ``df``.
+
+    Reads ``objective_<y_key>_measurement`` (the metric of the measurements
+    themselves, e.g. the test PSNR of the noisy or blurred images) and
+    ``objective_<y_key>_init`` (the metric at the initial theta shared by all
+    solvers). Both are constant over a run; the median over the rows of
+    ``df`` is returned.
+
+    Returns
+    -------
+    list of (str, float)
+        (label, value) for each column present with a finite value.
+    """
+    refs = []
+    for suffix, label in REFERENCE_SUFFIXES.items():
+        col = f"objective_{y_key}_{suffix}"
+        if col not in df.columns:
+            continue
+        values = _as_float(df[col])
+        values = values[np.isfinite(values)]
+        if values.size:
+            refs.append((label, float(np.median(values))))
+    return refs
+
+
+def dashed_line(value, x0, x1, n_dashes=25, fill=0.6):
+    """Points of a horizontal dashed line at ``value`` from x0 to x1.
+
+    The dashes are segments separated by a NaN x, which plotly and matplotlib
+    both draw as a gap; ``fill`` is the fraction of each period drawn.
+
+    Returns
+    -------
+    x, y : list of float
+        ``3 * n_dashes`` points (start, end, gap per dash).
+    """
+    period = (x1 - x0) / n_dashes
+    x, y = [], []
+    for i in range(n_dashes):
+        start = x0 + i * period
+        x += [start, start + fill * period, float("nan")]
+        y += [value, value, value]
+    return x, y
 
 
 #: statuses marked in the legends (``objective_status``, docs/limits.md), in

@@ -3,14 +3,21 @@
 Reads ``clean``, ``measured`` and ``reconstructed`` (float arrays in [0, 1]
 shaped (N, C, H, W), C in {1, 3}) from the run's artefacts
 (:func:`benchmark_utils.plot_utils.final_artifacts`); the labels give the
-PSNR (``docs/maths.md`` (1.5)) of each image against the clean one. Only the
+PSNR (``docs/maths.md`` (1.5)) of each image against the clean one, and the
+solver's short label (:func:`benchmark_utils.plot_utils.short_labels`). Only the
 first repetition is shown; the plot is empty when no run saved images.
 """
 
 import numpy as np
 from benchopt import BasePlot
 
-from benchmark_utils.plot_utils import final_artifacts, select, spaced, status_tag
+from benchmark_utils.plot_utils import (
+    final_artifacts,
+    select,
+    short_labels,
+    spaced,
+    status_tag,
+)
 
 KEYS = ("clean", "measured", "reconstructed")
 MAX_COLS = 4
@@ -62,9 +69,9 @@ class Plot(BasePlot):
         index = int(image_index)
         clean = measured = None
         recons = []
-        for solver, df_solver in select(df, dataset, objective).groupby(
-            "solver_name", sort=True
-        ):
+        df = select(df, dataset, objective)
+        labels = short_labels(df["solver_name"].unique())
+        for solver, df_solver in df.groupby("solver_name", sort=True):
             art = final_artifacts(df_solver)
             if not art:
                 continue
@@ -74,7 +81,7 @@ class Plot(BasePlot):
                 measured = _image(art, "measured", index)
             recon = _image(art, "reconstructed", index)
             if recon is not None:
-                recons.append((solver + status_tag(df_solver), recon))
+                recons.append((labels[solver] + status_tag(df_solver), recon))
         if clean is None and measured is None and not recons:
             return []
         items = []

@@ -1,9 +1,22 @@
-"""Legend status marks of the report (benchmark_utils.plot_utils.status_tag)."""
+"""Helpers of the report's plots (benchmark_utils.plot_utils): legend status
+marks, curves cut at the budget, short legend labels, reference lines."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark_utils.plot_utils import status_tag
+from benchmark_utils.plot_utils import (
+    aggregate,
+    clip_at_budget,
+    dashed_line,
+    first_reach,
+    one_curve,
+    reference_values,
+    run_budget,
+    short_labels,
+    split_name,
+    status_tag,
+)
 
 
 def runs(*last_statuses, column="objective_status"):
@@ -34,3 +47,124 @@ def test_status_tag_reads_old_result_files():
     """Files without a status column mark divergence from objective_diverged."""
     df = runs(1, 0, column="objective_diverged")
     assert status_tag(df) == " (diverged 1/2 reps)"
+
+
+# -- cut at the budget --------------------------------------------------------
+def test_clip_at_budget_interpolates_the_crossing():
+    cost = np.array([0.0, 1000.0, 2000.0, 3002.0, 3900.0])
+    time = np.array([0.0, 1.0, 2.0, 3.002, 3.9])
+    y = np.array([0.0, 1.0, 2.0, 5.0, 9.0])
+    x_c, y_c = clip_at_budget(cost, time, y, 3000.0)
+    # the point past the budget is replaced by the crossing, later ones dropped
+    np.testing.assert_allclose(x_c, [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(y_c, [0.0, 1.0, 2.0, 2.0 + 3.0 * 1000 / 1002])
+
+
+def test_clip_at_budget_keeps_short_and_exact_curves():
+    cost = np.array([0.0, 500.0, 2760.0])  # cut short (timeout)
+    y = np.array([1.0, 2.0, 3.0])
+    x_c, y_c = clip_at_budget(cost, cost, y, 3000.0)
+    np.testing.assert_array_equal(x_c, cost)
+    np.testing.assert_array_equal(y_c, y)
+    cost = np.array([0.0, 3000.0, 3050.0])  # exactly at the budget
+    x_c, y_c = clip_at_budget(cost, cost, y, 3000.0)
+    np.testing.assert_array_equal(x_c, [0.0, 3000.0])
+    np.testing.assert_array_equal(y_c, [1.0, 2.0])
+    x_c, _ = clip_at_budget(cost + 4000, cost, y, 3000.0)
+    assert x_c.size == 0
+
+
+def _rep(idx_rep, costs, ys, budget=3000):
+    rows = [
+        {"idx_rep": idx_rep, "stop_val": i, "objective_cost": c, "y": v}
+        for i, (c, v) in enumerate(zip(costs, ys, strict=True))
+    ]
+    df = pd.DataFrame(rows)
+    df["p_obj_budget"] = budget
+    return df.iloc[::-1]  # row order must not matter, stop_val does
+
+
+def test_medians_at_the_budget_compare_equal_costs():
+    """Two repetitions end past the budget at different costs; the median's
+    last point is at the budget, from both interpolated values."""
+    df = pd.concat(
+        [_rep(0, [0, 1000, 3004], [0.0, 1.0, 5.0]), _rep(1, [0, 2000, 3010], [0, 2, 3])]
+    )
+    budget = run_budget(df)
+    assert budget == 3000
+    curves = [
+        one_curve(d, "objective_cost", "y", budget=budget)
+        for _, d in df.groupby("idx_rep")
+    ]
+    assert [c[0][-1] for c in curves] == [3000, 3000]
+    x, median, low, high = aggregate(curves)
+    y0 = 1.0 + 4.0 * 2000 / 2004
+    y1 = 2.0 + 1.0 * 1000 / 1010
+    assert x[-1] == 3000
+    assert median[-1] == pytest.approx((y0 + y1) / 2)
+    # without the cut the curves would end at different costs
+    raw = [one_curve(d, "objective_cost", "y") for _, d in df.groupby("idx_rep")]
+    assert [c[0][-1] for c in raw] == [3004, 3010]
+
+
+# -- legend labels ------------------------------------------------------------
+ISGD = "ISGD[batch_size=4,eps0=0.01,optimizer=sgd,q={q},step_size=100.0]"
+
+
+def test_split_name_keeps_list_values():
+    base, params = split_name("S[a=[1,2],b=x,c=0.5]")
+    assert base == "S"
+    assert params == {"a": "[1,2]", "b": "x", "c": "0.5"}
+    assert split_name("HOAG") == ("HOAG", {})
+
+
+def test_short_labels_keep_only_the_parameters_that_differ():
+    maid = "MAID[delta0=0.0001,eps0=0.01,step_size=100.0]"
+    names = [ISGD.format(q="0.0"), ISGD.format(q="0.5"), maid]
+    labels = short_labels(names)
+    assert labels == {names[0]: "ISGD q=0", names[1]: "ISGD q=0.5", maid: "MAID"}
+
+
+def test_short_labels_list_every_differing_parameter_and_missing_ones():
+    names = ["S[a=1,b=x]", "S[a=2,b=y]", "S[a=1]"]
+    labels = short_labels(names)
+    assert labels == {
+        "S[a=1,b=x]": "S a=1, b=x",
+        "S[a=2,b=y]": "S a=2, b=y",
+        "S[a=1]": "S a=1",
+    }
+
+
+def test_short_labels_fall_back_to_full_names_on_collisions():
+    names = ["S[a=0,b=1]", "S[a=0.0,b=1]"]  # differ only in the writing
+    assert short_labels(names) == {n: n for n in names}
+
+
+# -- reference lines ----------------------------------------------------------
+def test_reference_values_and_dashed_line():
+    df = pd.DataFrame(
+        {
+            "objective_psnr_test_measurement": [20.0, 20.0, np.nan],
+            "objective_psnr_test_init": [21.5, 21.5, 21.5],
+        }
+    )
+    assert reference_values(df, "psnr_test") == [
+        ("measurement", 20.0),
+        ("initial theta", 21.5),
+    ]
+    assert reference_values(df, "value") == []
+    x, y = dashed_line(20.0, 0.0, 100.0, n_dashes=4, fill=0.5)
+    assert len(x) == len(y) == 12
+    assert np.isnan(x[2::3]).all() and set(y) == {20.0}
+    np.testing.assert_allclose(
+        np.array(x).reshape(4, 3)[:, :2].ravel(),
+        [0, 12.5, 25, 37.5, 50, 62.5, 75, 87.5],
+    )
+
+
+def test_first_reach_interpolates_the_crossing():
+    x = np.array([0.0, 100.0, 300.0])
+    y = np.array([20.0, 24.0, 28.0])
+    assert first_reach(x, y, 26.0) == pytest.approx(200.0)
+    assert first_reach(x, y, 19.0) == 0.0
+    assert np.isnan(first_reach(x, y, 30.0))
