@@ -6,6 +6,7 @@ Chromium is installed, opened in it with the network blocked (slow).
 """
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -120,6 +121,11 @@ def test_offline_page_loads_nothing_from_the_network():
 
 @pytest.mark.slow
 @pytest.mark.skipif(offline_report.find_chromium() is None, reason="no chromium")
+@pytest.mark.skipif(
+    not os.environ.get("BBI_BROWSER_TEST"),
+    reason="opt-in (BBI_BROWSER_TEST=1): the screenshot check is timing-sensitive "
+    "on a loaded 2-core machine; run scripts/offline_report.py --check-browser",
+)
 def test_offline_page_draws_the_curves_in_chromium(tmp_path):
     """Rendered from a parquet, opened offline: no console error, curves drawn."""
     from benchopt.results import save_results
