@@ -148,3 +148,10 @@ def assert_refused(name, problem, theta0, **bad):
     ((key, value),) = bad.items()
     with pytest.raises(ValueError, match=f"{key}={value!r}"):
         solver_on_problem(name, problem, theta0, **bad)
+
+
+def readme_code(section):
+    """Source of the first python block of README.md's ``## <section>``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return body.split("```python\n", 1)[1].split("\n```", 1)[0]

@@ -1,19 +1,12 @@
 """README.md's "Adding a solver" example, extracted and run unchanged."""
 
-from pathlib import Path
-
 from benchmark_utils.bilevel_solver import BilevelSolver
-from tests.bench_helpers import _context, get_dataset, get_objective
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.bench_helpers import _context, get_dataset, get_objective, readme_code
 
 
 def readme_solver():
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Adding a solver\n", 1)[1].split("\n## ", 1)[0]
-    code = section.split("```python\n", 1)[1].split("\n```", 1)[0]
     namespace = {"__name__": "readme_solver"}
-    exec(compile(code, str(README), "exec"), namespace)
+    exec(compile(readme_code("Adding a solver"), "README.md", "exec"), namespace)
     return namespace["Solver"]
 
 

@@ -9,7 +9,6 @@ README.md's "Adding a regulariser" section, extracted and run unchanged.
 
 import functools
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -30,18 +29,15 @@ from benchmark_utils.regularisers.convolution import (
     correlate_t,
     gram_norm_bound,
 )
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.bench_helpers import readme_code
 
 
 @functools.cache
 def readme_regulariser():
     """The class defined by the code block of README's "Adding a regulariser"."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Adding a regulariser\n", 1)[1].split("\n## ", 1)[0]
-    code = section.split("```python\n", 1)[1].split("\n```", 1)[0]
+    code = readme_code("Adding a regulariser")
     namespace = {"__name__": "readme_example"}
-    exec(compile(code, str(README), "exec"), namespace)
+    exec(compile(code, "README.md", "exec"), namespace)
     (cls,) = [
         v
         for v in namespace.values()

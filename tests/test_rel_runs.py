@@ -43,6 +43,7 @@ from tests.bench_helpers import (
     get_dataset,
     get_objective,
     get_solver,
+    solver_on_problem,
     tiny_bilevel,
 )
 
@@ -386,17 +387,7 @@ def test_deadline_bounds_a_cell_with_a_huge_budget(small):
 
 def _solver(name, budget=10**6, **params):
     problem, theta0 = tiny_bilevel(n_images=4, size=12)
-    cls = next(s for s in benchmark().get_solvers() if s.name == name)
-    solver = cls.get_instance(**params)
-    solver.get_seed = lambda **kw: 0
-    solver.set_objective(
-        problem=problem,
-        theta0=theta0,
-        budget=budget,
-        checkpoints=[budget],
-        device="cpu",
-    )
-    return solver
+    return solver_on_problem(name, problem, theta0, budget=budget, seed=0, **params)
 
 
 def _run_steps(solver, n_callbacks=2):
