@@ -111,7 +111,11 @@ def tiny_bilevel(n_images=4, size=12, seed=0):
         dtype=torch.float64,
     )
     y = fwd.measure(x_clean, seed=seed)
-    reg = make_regulariser("foe", 1, n_filters=3, kernel_size=3)
+    # a stronger start than the default (which does no harm, so leaves
+    # little to learn in a short run): descent tests need room to descend
+    reg = make_regulariser(
+        "foe", 1, n_filters=3, kernel_size=3, init_weight=0.1, init_smoothing=0.05
+    )
     problem = BilevelProblem(reg, fwd, x_clean, y, mu=0.0)
     return problem, problem.make_oracles().init_theta(seed)
 

@@ -222,22 +222,28 @@ def test_zero_mean_1x1_filters_are_refused_in_grayscale(name):
     assert float(reg.unpack(theta)["filters"].abs().max()) > 0.1
 
 
+@pytest.mark.parametrize("padding", [None, 0])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_convolution_adjoint_dot_product(channels):
+def test_convolution_adjoint_dot_product(channels, padding):
     gen = torch.Generator().manual_seed(3)
     for s in (1, 3, 5, 7):
+        pad = s // 2 if padding is None else padding
         filters = torch.randn(4, channels, s, s, generator=gen, dtype=torch.float64)
         x = torch.randn(2, channels, 11, 13, generator=gen, dtype=torch.float64)
-        u = torch.randn(2, 4, 11, 13, generator=gen, dtype=torch.float64)
-        lhs = (correlate(x, filters) * u).sum()
-        rhs = (x * correlate_t(u, filters)).sum()
+        u = torch.randn(
+            2, 4, 11 + 2 * pad - s + 1, 13 + 2 * pad - s + 1, generator=gen
+        ).double()
+        lhs = (correlate(x, filters, padding) * u).sum()
+        rhs = (x * correlate_t(u, filters, padding)).sum()
         assert abs(float(lhs - rhs)) <= 1e-12 * abs(float(lhs))
         # the same zero-padded correlation as torch's conv2d, and the adjoint
         # is torch's conv_transpose2d
-        assert torch.equal(correlate(x, filters), F.conv2d(x, filters, padding=s // 2))
+        assert torch.equal(
+            correlate(x, filters, padding), F.conv2d(x, filters, padding=pad)
+        )
         assert torch.allclose(
-            correlate_t(u, filters),
-            F.conv_transpose2d(u, filters, padding=s // 2),
+            correlate_t(u, filters, padding),
+            F.conv_transpose2d(u, filters, padding=pad),
             rtol=1e-12,
             atol=1e-12,
         )
@@ -262,23 +268,28 @@ def test_ridge_projection_zero_mean_first_layer(reg):
     # later layers and profile parameters are untouched
     n_first = first.numel()
     assert torch.equal(proj[n_first:], theta[n_first:])
-    # W ignores constant images away from the border, so does grad R
+    # W ignores constant images away from the border (everywhere for FoE's
+    # "valid" cliques), so does grad R
     const = torch.full((1, reg.n_channels, 20, 20), 0.4, dtype=torch.float64)
-    r = reg.composite_size - 1
-    assert reg.grad(const, proj)[..., r:-r, r:-r].abs().max() < 1e-12
-    # the seeded initial filters are reproducible and depend on the seed
+    r = 0 if reg.padding == 0 else reg.composite_size - 1
+    assert reg.grad(const, proj)[..., r : 20 - r, r : 20 - r].abs().max() < 1e-10
+    # the initial filters are reproducible; Gaussian ones depend on the seed,
+    # FoE's DCT start does not
     assert torch.equal(reg.init_theta(7), reg.init_theta(7))
-    assert not torch.equal(reg.init_theta(7), reg.init_theta(8))
+    same = torch.equal(reg.init_theta(7), reg.init_theta(8))
+    assert same == isinstance(reg, FieldsOfExperts)
 
 
 def test_foe_is_the_one_layer_ridge_with_the_phi_eps_profile():
     # the FoE energy by its definition, sum_k exp(a_k) sum_p phi_eps_k(c_k * x)
+    # over the cliques p that lie inside the image (Roth and Black)
     reg = FieldsOfExperts(1, n_filters=3, kernel_size=5)
     theta = reg.project(reg.init_theta(2, dtype=torch.float64))
     views = reg.unpack(theta)
     assert [key for key, _ in reg.layout] == ["layers", "log_weights", "log_smoothings"]
     x = torch.rand(2, 1, 9, 9, generator=torch.Generator().manual_seed(0)).double()
-    u = F.conv2d(x, views["filters"], padding=2)
+    u = F.conv2d(x, views["filters"])
+    assert u.shape[-2:] == (5, 5)
     eps = torch.exp(views["log_smoothings"]).view(1, -1, 1, 1)
     phi = torch.sqrt(u**2 + eps**2) - eps
     expected = (torch.exp(views["log_weights"]).view(1, -1, 1, 1) * phi).sum((1, 2, 3))

@@ -16,19 +16,31 @@ import torch
 import torch.nn.functional as F
 
 
-def correlate(x, kernel):
-    """Zero-padded "same" cross-correlation with ``kernel`` (O, I, S, S), S odd."""
-    return F.conv2d(x, kernel, padding=kernel.shape[-1] // 2)
+def correlate(x, kernel, padding=None):
+    """Zero-padded cross-correlation with ``kernel`` (O, I, S, S).
 
-
-def correlate_t(u, kernel):
-    """Exact adjoint of :func:`correlate` (= ``conv_transpose2d``, same padding).
-
-    Written as a correlation with the flipped, transposed kernel, which is
-    faster on CPU for few output channels (``docs/regularisers.md``).
+    ``padding=None`` is the "same" correlation (S odd, padding S // 2);
+    ``padding=0`` the "valid" one, whose responses are the positions where
+    the whole kernel lies inside the image (an (H - S + 1, W - S + 1) map).
     """
+    if padding is None:
+        padding = kernel.shape[-1] // 2
+    return F.conv2d(x, kernel, padding=padding)
+
+
+def correlate_t(u, kernel, padding=None):
+    """Exact adjoint of :func:`correlate` with the same ``padding``.
+
+    The correlation with the flipped, transposed kernel and padding
+    S - 1 - padding (= ``conv_transpose2d`` with ``padding``): it maps a
+    response map back onto the image grid. Written as a correlation, which
+    is faster on CPU for few output channels (``docs/regularisers.md``).
+    """
+    s = kernel.shape[-1]
+    if padding is None:
+        padding = s // 2
     adjoint = kernel.flip(-1, -2).transpose(0, 1).contiguous()
-    return F.conv2d(u, adjoint, padding=kernel.shape[-1] // 2)
+    return F.conv2d(u, adjoint, padding=s - 1 - padding)
 
 
 def random_filters(shape, gen, zero_mean):
@@ -47,6 +59,45 @@ def random_filters(shape, gen, zero_mean):
     if zero_mean:
         k = k - k.mean(dim=(1, 2, 3), keepdim=True)
     return k / k.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+
+
+def dct_filters(n_filters, n_channels, size, gen):
+    """The ``n_filters`` lowest-frequency zero-mean DCT-II filters (O, C, s, s).
+
+    Products of a 2-D DCT-II basis function of side ``size`` and, in colour,
+    of a 3-point channel pattern (luminance (1, 1, 1) / sqrt 3, then the
+    opponent patterns (1, 0, -1) / sqrt 2 and (1, -2, 1) / sqrt 6), ordered by
+    spatial frequency i + j, luminance first; the constant one is left out,
+    so every filter is zero-mean over (C, s, s) and of unit l2 norm, and the
+    filters are orthonormal. The classical derivative-like start of Fields of
+    Experts (Roth and Black 2009, section 4); filters beyond the C s^2 - 1
+    available are Gaussian (:func:`random_filters`).
+    """
+    k = torch.arange(size, dtype=torch.float64)
+    basis = torch.cos(math.pi * (k[None, :] + 0.5) * k[:, None] / size)
+    basis = basis / basis.norm(dim=1, keepdim=True)  # (frequency, position)
+    if n_channels == 1:
+        patterns = torch.ones(1, 1, dtype=torch.float64)
+    else:
+        patterns = torch.tensor(
+            [[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]], dtype=torch.float64
+        )
+        patterns = patterns / patterns.norm(dim=1, keepdim=True)
+    order = sorted(
+        (i + j, c, max(i, j), i, j)
+        for c in range(patterns.shape[0])
+        for i in range(size)
+        for j in range(size)
+        if (i, j, c) != (0, 0, 0)
+    )
+    out = [
+        patterns[c].view(-1, 1, 1) * (basis[i][:, None] * basis[j][None, :])
+        for _, c, _, i, j in order[:n_filters]
+    ]
+    extra = n_filters - len(out)
+    if extra > 0:
+        out.extend(random_filters((extra, n_channels, size, size), gen, True))
+    return torch.stack(out)
 
 
 def zero_mean_(filters):

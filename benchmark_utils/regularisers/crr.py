@@ -148,8 +148,17 @@ class ConvexRidge(Regulariser):
         return compose_kernels(layers)
 
     # -- maths in x -------------------------------------------------------
-    _conv = staticmethod(correlate)
-    _conv_t = staticmethod(correlate_t)
+    #: zero padding of the composite correlation: None is "same" (S // 2),
+    #: as the layered network of Goujon et al. computes it (a 13 x 13
+    #: composite would leave few "valid" responses on small patches); FoE
+    #: sets 0, the "valid" cliques of Roth and Black
+    padding = None
+
+    def _conv(self, x, kernel):
+        return correlate(x, kernel, self.padding)
+
+    def _conv_t(self, u, kernel):
+        return correlate_t(u, kernel, self.padding)
 
     def _parts(self, theta):
         """Composite kernel and the weights exp(a), eps (1, K, 1, 1)."""
@@ -175,20 +184,20 @@ class ConvexRidge(Regulariser):
 
     def value(self, x, theta):
         kernel, weights, eps = self._parts(theta)
-        return self._energy(correlate(x, kernel), weights, eps)
+        return self._energy(self._conv(x, kernel), weights, eps)
 
     def grad(self, x, theta):
         kernel, weights, eps = self._parts(theta)
-        u = correlate(x, kernel)
-        return correlate_t(*self._slope(u, kernel, weights, eps))
+        u = self._conv(x, kernel)
+        return self._conv_t(*self._slope(u, kernel, weights, eps))
 
     def hessian(self, x, theta):
         kernel, weights, eps = self._parts(theta)
-        curvature = self._curvature(correlate(x, kernel), weights, eps)
+        curvature = self._curvature(self._conv(x, kernel), weights, eps)
 
         def apply(v, rows=None):
             w = curvature if rows is None else curvature[rows]
-            return correlate_t(correlate(v, kernel).mul_(w), kernel)
+            return self._conv_t(self._conv(v, kernel).mul_(w), kernel)
 
         return HessianOperator(apply)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .convolution import dct_filters
 from .crr import ConvexRidge
 
 
@@ -32,6 +33,13 @@ class FieldsOfExperts(ConvexRidge):
     init_smoothing : float
         Initial eps_k = exp(b_k) for every filter (> 0).
 
+    The start (:meth:`initial_views`) is a start that does no harm: the
+    lowest-frequency DCT filters with exp(a) = 0.002 and eps = 0.2, a weak and
+    nearly quadratic smoothness prior (curvature exp(a) / eps = 0.01 per
+    filter), under which each default task's initial reconstruction is at
+    least as good as its measurement on every training image
+    (``docs/regularisers.md``; ``tests/test_bounds.py`` checks train and test).
+
     Notes
     -----
     theta = [filters (K*C*s*s), log-weights a (K), log-smoothings b (K)]
@@ -40,14 +48,18 @@ class FieldsOfExperts(ConvexRidge):
     """
 
     name = "foe"
+    #: "valid" cliques (Roth and Black): no response touches a pixel outside
+    #: the image, so the border is not pulled towards zero
+    #: (``docs/regularisers.md``, "Boundary")
+    padding = 0
 
     def __init__(
         self,
         n_channels=1,
         n_filters=8,
         kernel_size=5,
-        init_weight=0.1,
-        init_smoothing=0.05,
+        init_weight=2e-3,
+        init_smoothing=0.2,
     ):
         super().__init__(
             n_channels, n_filters, kernel_size, (), init_weight, init_smoothing
@@ -72,27 +84,11 @@ class FieldsOfExperts(ConvexRidge):
         curvature = torch.addcmul(e2, u, u).rsqrt_().pow_(3)
         return curvature.mul_(e2 * weights)
 
-    def lipschitz(self, theta, image_shape=None):
-        """L_R = sum_k exp(a_k) ||c_k||_op^2 / eps_k (``docs/regularisers.md``).
-
-        Parameters
-        ----------
-        theta : torch.Tensor
-            Flat parameters.
-        image_shape : tuple of int, optional
-            (C, H, W). With it, ||c_k||_op is the maximum of the filter's DFT
-            magnitude on the (H + s - 1, W + s - 1) grid (nearly tight);
-            without it, the Young bound sqrt(sum_c ||c_{k,c}||_1^2) (valid for
-            every size, looser).
-        """
-        p = self.unpack(theta.detach())
-        filters = p["filters"]
-        weights, eps = torch.exp(p["log_weights"]), torch.exp(p["log_smoothings"])
-        if image_shape is None:
-            op2 = filters.abs().sum(dim=(2, 3)).pow(2).sum(dim=1)
-        else:
-            s = self.kernel_size
-            grid = (image_shape[-2] + s - 1, image_shape[-1] + s - 1)
-            spec = torch.fft.rfft2(filters, s=grid)
-            op2 = spec.abs().pow(2).sum(dim=1).flatten(1).amax(dim=1)
-        return float((weights * op2 / eps).sum())
+    def initial_views(self, gen):
+        """DCT filters (:func:`~.convolution.dct_filters`), constant a and b."""
+        filters = dct_filters(self.n_filters, self.n_channels, self.kernel_size, gen)
+        return [
+            filters / self.filter_scale,
+            torch.full((self.n_filters,), self.init_log_weight, dtype=torch.float64),
+            torch.full((self.n_filters,), self.init_log_smoothing, dtype=torch.float64),
+        ]
