@@ -1,10 +1,16 @@
-"""Results figure and numbers of docs/results.md, from result files.
+"""Results figure, numbers and rankings of docs/results.md, from result files.
 
 Reads benchopt result files and draws, per dataset, the median over
-repetitions of each solver's test PSNR and training loss against the cost in
-lower-level gradient evaluations (``cost = ll_grad + hvp``, per image), each
-repetition cut at the budget as in the report's ``cost_curve`` plot
-(docs/report.md), with the same short legend labels and reference lines.
+repetitions (and the 20-80 % band) of each solver's test PSNR against the
+cost in lower-level gradient evaluations (``cost = ll_grad + hvp``, per
+image; the papers' unit) and, when the files have the ``objective_work``
+column, against the work in gradient-equivalents (every oracle priced,
+docs/maths.md), plus the training loss against the cost; each repetition is
+cut at the budget as in the report's ``cost_curve`` plot (docs/report.md),
+with the same short legend labels and reference lines.
+``--rankings`` prints, per dataset, the solvers ranked by the median test
+PSNR reached at fractions of the largest x reached on each axis (cost,
+work), and which pairs swap between the axes.
 ``--numbers`` prints, instead of drawing, the numbers quoted in
 docs/results.md: per dataset and
 solver the test PSNR at the initial theta and at the budget (medians over
@@ -48,20 +54,94 @@ from benchmark_utils.plot_utils import (  # noqa: E402
     status_tag,
 )
 
+#: (x column, y column, y label, y scale, x label)
 PANELS = (
-    ("objective_psnr_test", "test PSNR [dB]", "linear"),
-    ("objective_value", "train loss (MSE)", "log"),
+    (
+        "objective_cost",
+        "objective_psnr_test",
+        "test PSNR [dB]",
+        "linear",
+        "cost: lower-level gradients + HVPs (per image)",
+    ),
+    (
+        "objective_work",
+        "objective_psnr_test",
+        "test PSNR [dB]",
+        "linear",
+        "work: all oracles, in gradient-equivalents (per image)",
+    ),
+    (
+        "objective_cost",
+        "objective_value",
+        "train loss (MSE)",
+        "log",
+        "cost: lower-level gradients + HVPs (per image)",
+    ),
 )
 
 
-def median_curve(runs, col, budget):
-    """Median over the repetitions of ``runs`` of ``col`` against the cost."""
+def band_curve(runs, col, budget, x_col="objective_cost"):
+    """Median, 20 % and 80 % quantiles over the repetitions of ``col``."""
     curves = [
-        one_curve(rep, "objective_cost", col, budget=budget)
-        for _, rep in runs.groupby("idx_rep")
+        one_curve(rep, x_col, col, budget=budget) for _, rep in runs.groupby("idx_rep")
     ]
-    x, median, _, _ = aggregate([c for c in curves if c is not None])
+    return aggregate([c for c in curves if c is not None])
+
+
+def median_curve(runs, col, budget, x_col="objective_cost"):
+    """Median over the repetitions of ``runs`` of ``col`` against ``x_col``."""
+    x, median, _, _ = band_curve(runs, col, budget, x_col)
     return x, median
+
+
+def rankings(df, fractions=(0.25, 1.0)):
+    """Markdown: solvers ranked by median test PSNR at equal cost and work.
+
+    On each axis the x values compared are fractions of the smallest final x
+    over the solvers (so that every solver has reached them: at equal cost,
+    or at equal work); a solver's value is its median curve interpolated
+    there. Pairs of solvers ordered differently on the two axes are listed.
+    """
+    axes = [a for a in ("objective_cost", "objective_work") if a in df.columns]
+    lines = []
+    for dataset, sub in df.groupby("dataset_name", sort=True):
+        budget = run_budget(sub)
+        labels = short_labels(sub["solver_name"].unique())
+        name = dataset.split("[")[0]
+        order = {}
+        for axis in axes:
+            curves = {
+                labels[s]: median_curve(r, "objective_psnr_test", budget, axis)
+                for s, r in sub.groupby("solver_name", sort=True)
+            }
+            end = min(float(x[-1]) for x, _ in curves.values())
+            for frac in fractions:
+                at = frac * end
+                vals = {k: float(np.interp(at, x, y)) for k, (x, y) in curves.items()}
+                ranked = sorted(vals, key=vals.get, reverse=True)
+                order[(axis, frac)] = ranked
+                text = ", ".join(f"{k} {vals[k]:.2f}" for k in ranked)
+                lines.append(f"- {name}, {axis[10:]} = {at:,.0f}: {text}")
+        if len(axes) == 2:
+            for frac in fractions:
+                a = order[("objective_cost", frac)]
+                b = order[("objective_work", frac)]
+                swaps = [
+                    f"{p} / {q}"
+                    for i, p in enumerate(a)
+                    for q in a[i + 1 :]
+                    if b.index(p) > b.index(q)
+                ]
+                lines.append(
+                    f"- {name}, at {frac:g} of the axis: "
+                    + (
+                        "pairs ordered differently by work than by cost: "
+                        + ", ".join(swaps)
+                        if swaps
+                        else "same ranking on both axes"
+                    )
+                )
+    return "\n".join(lines)
 
 
 def numbers(df, levels):
@@ -108,6 +188,11 @@ def main(argv=None):
         "--numbers", action="store_true", help="print the numbers, no figure"
     )
     parser.add_argument(
+        "--rankings",
+        action="store_true",
+        help="print the rankings at equal cost and at equal work, no figure",
+    )
+    parser.add_argument(
         "--levels",
         type=float,
         nargs="*",
@@ -125,9 +210,16 @@ def main(argv=None):
     if args.numbers:
         print(numbers(df, args.levels))
         return
+    if args.rankings:
+        print(rankings(df))
+        return
+    panels = [p for p in PANELS if p[0] in df.columns]
     datasets = sorted(df["dataset_name"].unique())
     fig, axes = plt.subplots(
-        len(PANELS), len(datasets), figsize=(5.5 * len(datasets), 7), squeeze=False
+        len(panels),
+        len(datasets),
+        figsize=(5.5 * len(datasets), 3.5 * len(panels)),
+        squeeze=False,
     )
     for j, dataset in enumerate(datasets):
         sub = df[df["dataset_name"] == dataset]
@@ -135,19 +227,24 @@ def main(argv=None):
         labels = short_labels(sub["solver_name"].unique())
         for solver, runs in sub.groupby("solver_name"):
             label = labels[solver] + status_tag(runs)
-            for i, (col, ylabel, scale) in enumerate(PANELS):
+            for i, (x_col, col, ylabel, scale, xlabel) in enumerate(panels):
                 ax = axes[i, j]
-                x, median = median_curve(runs, col, budget)
-                ax.plot(x, median, label=label)
+                x, median, low, high = band_curve(runs, col, budget, x_col)
+                (line,) = ax.plot(x, median, label=label)
+                if low is not None:
+                    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
                 ax.set_yscale(scale)
                 ax.set_ylabel(ylabel)
+                ax.set_xlabel(xlabel, fontsize=8)
                 ax.grid(alpha=0.3)
-        for (label, value), colour in zip(
-            reference_values(sub, "psnr_test"), ("black", "#404040"), strict=False
-        ):
-            axes[0, j].axhline(value, ls="--", lw=1, color=colour, label=label)
+        for i, panel in enumerate(panels):
+            if panel[1] != "objective_psnr_test":
+                continue
+            for (label, value), colour in zip(
+                reference_values(sub, "psnr_test"), ("black", "#404040"), strict=False
+            ):
+                axes[i, j].axhline(value, ls="--", lw=1, color=colour, label=label)
         axes[0, j].set_title(dataset.split("[")[0])
-        axes[-1, j].set_xlabel("cost: lower-level gradients + HVPs (per image)")
     axes[0, -1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(args.output, dpi=120)
