@@ -319,6 +319,8 @@ class Objective(BaseObjective):
         for name in COUNTER_NAMES:
             out[name] = int(counters[name])
         out["cost"] = out["ll_grad"] + out["hvp"]
+        # every oracle priced in gradient-equivalents (docs/maths.md s. 3)
+        out["work"] = float(counters.get("work", 0.0))
         out["n_outer"] = int(n_outer)
         out["diverged"] = int(diverged)
         out["status"] = str(counters.get("status", "ok"))
@@ -330,6 +332,7 @@ class Objective(BaseObjective):
 
     def get_one_result(self):
         zeros = {name: 0 for name in COUNTER_NAMES}
+        zeros["work"] = 0.0
         return dict(theta=self.theta0.cpu(), n_outer=0, diverged=0, info={}, **zeros)
 
     def save_final_results(self, theta, **kwargs):

@@ -10,8 +10,12 @@ Upper level: l_i(x) = ||x - x_i||^2 / d (MSE, d = pixels x channels).
 the only door from a solver to the maths: every lower-level gradient, Hessian-
 vector product, mixed product and upper-level gradient is counted per image
 (``cost = ll_grad + hvp``). A solver therefore cannot under-report what it
-spends. Step-size bounds (:meth:`CountedOracles.lipschitz`) use no oracle and
-are free.
+spends. Two axes are kept (``docs/maths.md`` section 3): ``cost``, the
+papers' unit, and ``work``, which prices every call (Hessian builds, mixed
+products and upper-level gradients included) in gradient-equivalents by the
+analytic counts of :mod:`benchmark_utils.work`. Step-size bounds
+(:meth:`CountedOracles.lipschitz`) run FFTs of the filters only, no image
+work, and are not counted.
 
 Because every call goes through it, this class also enforces the limits of a
 run (``docs/limits.md``): with :meth:`CountedOracles.set_limits`, a cost call
@@ -29,7 +33,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-COUNTER_NAMES = ("ll_grad", "hvp", "jvp", "ul_grad")
+from .work import work_weights
+
+COUNTER_NAMES = ("ll_grad", "hvp", "jvp", "ul_grad", "hess_build")
 
 
 class LimitReached(Exception):
@@ -56,10 +62,17 @@ class Counters:
 
     Attributes
     ----------
-    ll_grad, hvp, jvp, ul_grad : int
-        Totals over the run.
+    ll_grad, hvp, jvp, ul_grad, hess_build : int
+        Totals over the run (``hess_build``: Hessian operators built, each
+        caching the curvature of its images).
+    work : float
+        Total work in gradient-equivalents (:mod:`benchmark_utils.work`).
+    weights : dict of str to float
+        Work of one call per image, by oracle (``jvp_per_image`` for the
+        per-image mixed product); empty: no work is counted.
     per_image : dict of torch.Tensor
-        For each counter, an int64 tensor (n_images,) of calls per image.
+        For each counter, an int64 tensor (n_images,) of calls per image;
+        ``"work"``: a float64 tensor of work per image.
     """
 
     n_images: int
@@ -68,6 +81,9 @@ class Counters:
     hvp: int = 0
     jvp: int = 0
     ul_grad: int = 0
+    hess_build: int = 0
+    work: float = 0.0
+    weights: dict = field(default_factory=dict)
     per_image: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -75,21 +91,37 @@ class Counters:
             self.per_image[name] = torch.zeros(
                 self.n_images, dtype=torch.int64, device=self.device
             )
+        self.per_image["work"] = torch.zeros(
+            self.n_images, dtype=torch.float64, device=self.device
+        )
 
     @property
     def cost(self):
         """The papers' x-axis: lower-level gradients plus Hessian-vector products."""
         return self.ll_grad + self.hvp
 
-    def add(self, name, idx):
-        """Count one call of oracle ``name`` on each image in ``idx``."""
-        setattr(self, name, getattr(self, name) + int(idx.numel()))
+    def add(self, name, idx, priced_as=None):
+        """Count one call of oracle ``name`` on each image in ``idx``.
+
+        Its work is ``weights[priced_as or name]`` per image.
+        """
+        n = int(idx.numel())
+        setattr(self, name, getattr(self, name) + n)
         self.per_image[name].index_add_(0, idx, torch.ones_like(idx, dtype=torch.int64))
+        weight = self.weights.get(priced_as or name, 0.0)
+        if weight:
+            self.work += weight * n
+            self.per_image["work"].index_add_(
+                0,
+                idx,
+                torch.full(idx.shape, weight, dtype=torch.float64, device=idx.device),
+            )
 
     def as_dict(self):
-        """Totals as plain ints, plus ``cost``."""
+        """Totals as plain numbers, plus ``cost`` and ``work``."""
         out = {name: getattr(self, name) for name in COUNTER_NAMES}
         out["cost"] = self.cost
+        out["work"] = float(self.work)
         return out
 
 
@@ -155,7 +187,9 @@ class CountedOracles:
         self.n_images = x_clean.shape[0]
         self.image_shape = tuple(x_clean.shape[1:])
         self.n_pixels = int(x_clean[0].numel())
-        self.counters = Counters(self.n_images, device=x_clean.device)
+        #: work of one call per image, by oracle (:mod:`benchmark_utils.work`)
+        self.work_weights = work_weights(regulariser, forward, self.image_shape)
+        self.counters = self._new_counters()
         #: inner solves (lower level, conjugate gradient) stopped at their cap
         self.cap_hits = 0
         self.cost_cap = None
@@ -168,7 +202,12 @@ class CountedOracles:
                 f"for the {forward.name} task"
             )
 
-    # -- free information (no oracle call) --------------------------------
+    def _new_counters(self):
+        return Counters(
+            self.n_images, device=self.x_clean.device, weights=self.work_weights
+        )
+
+    # -- information that runs no image work (not counted) ----------------
     @property
     def regulariser_name(self):
         return self._reg.name
@@ -199,7 +238,7 @@ class CountedOracles:
         return self._reg.unpack(theta)
 
     def lipschitz(self, theta):
-        """Upper bound L on ||Hess_x E_i|| for all x and i (free).
+        """Upper bound L on ||Hess_x E_i|| for all x and i (filters only).
 
         L = ||A||^2 + mu + L_R(theta) (``docs/maths.md`` section 2).
         """
@@ -286,9 +325,12 @@ class CountedOracles:
     def hessian(self, theta, x, idx):
         """Hess_x E_i(x_i; theta) as an operator; each product counts ``hvp``.
 
-        Building the operator caches the curvature at ``x`` and costs nothing;
-        each application to a vector counts one ``hvp`` per image.
+        Building the operator caches the curvature at ``x``: one
+        ``hess_build`` per image (work, not cost); each application to a
+        vector counts one ``hvp`` per image.
         """
+        self.check_limits(cost_call=False)
+        self.counters.add("hess_build", idx)
         return _CountedHessian(self, self._reg.hessian(x, theta), idx)
 
     def hvp(self, theta, x, v, idx):
@@ -302,7 +344,7 @@ class CountedOracles:
         Returns the sum over the batch (P,), or (B, P) with ``per_image``.
         """
         self.check_limits(cost_call=False)
-        self.counters.add("jvp", idx)
+        self.counters.add("jvp", idx, "jvp_per_image" if per_image else "jvp")
         return self._reg.mixed(x, theta, q, per_image=per_image)
 
     def ul_grad(self, x, idx):
@@ -324,5 +366,5 @@ class CountedOracles:
 
     def reset_counters(self):
         """Start counting from zero (tests; every run gets fresh oracles instead)."""
-        self.counters = Counters(self.n_images, device=self.device)
+        self.counters = self._new_counters()
         self.cap_hits = 0

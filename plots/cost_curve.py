@@ -52,16 +52,29 @@ from benchmark_utils.plot_utils import (
 # Name shown in the dropdown -> column of the result dataframe.
 X_COLUMNS = {
     "cost": "objective_cost",
+    "work": "objective_work",
     "ll_grad": "objective_ll_grad",
     "time": "time",
 }
 X_LABELS = {
     "cost": "Cost: lower-level gradients + Hessian-vector products (per image)",
+    "work": "Work: every oracle, in lower-level gradient-equivalents (per image)",
     "ll_grad": "Lower-level gradients (per image)",
     "time": "Time [s] (solver only)",
 }
 # Objective keys that are counters or flags: never offered as y.
-COUNTERS = {"ll_grad", "hvp", "jvp", "ul_grad", "cost", "n_outer", "diverged", "status"}
+COUNTERS = {
+    "ll_grad",
+    "hvp",
+    "jvp",
+    "ul_grad",
+    "hess_build",
+    "cost",
+    "work",
+    "n_outer",
+    "diverged",
+    "status",
+}
 # Preferred order of the y choices; the first one is the page's default.
 Y_FIRST = ["psnr_test", "value", "psnr_train", "mse_test"]
 Y_LABELS = {
@@ -139,7 +152,7 @@ class Plot(BasePlot):
     def plot(self, df, dataset, objective, x_axis, y_axis):
         df = select(df, dataset, objective)
         x_col, y_col = X_COLUMNS[x_axis], f"objective_{y_axis}"
-        if y_col not in df.columns:
+        if y_col not in df.columns or x_col not in df.columns:
             return []
         budget = run_budget(df)
         labels = short_labels(df["solver_name"].unique())

@@ -199,20 +199,38 @@ def test_counters_equal_hand_counts(denoising_problem):
     i01, i2 = torch.tensor([0, 1]), torch.tensor([2])
     o.ll_grad(theta, x[:2], i01)  # 2 ll_grad
     o.ll_grad(theta, x[2:], i2)  # 1 ll_grad
-    hess = o.hessian(theta, x[:2], i01)  # free
+    hess = o.hessian(theta, x[:2], i01)  # 2 hess_build (work, not cost)
     hess(x[:2])  # 2 hvp
     hess(x[1:2], torch.tensor([1]))  # 1 hvp on image 1
-    o.hvp(theta, x[2:], x[2:], i2)  # 1 hvp
+    o.hvp(theta, x[2:], x[2:], i2)  # 1 hess_build, 1 hvp
     o.jvp(theta, x[:2], x[:2], i01)  # 2 jvp
+    o.jvp(theta, x[2:], x[2:], i2, per_image=True)  # 1 jvp, priced per image
     o.ul_grad(x, torch.arange(3))  # 3 ul_grad
-    o.lipschitz(theta)  # free
+    o.lipschitz(theta)  # filters only: not counted
+    w = o.work_weights
+    work = (
+        3 * w["ll_grad"]
+        + 4 * w["hvp"]
+        + 3 * w["hess_build"]
+        + 2 * w["jvp"]
+        + w["jvp_per_image"]
+        + 3 * w["ul_grad"]
+    )
     assert o.counters.as_dict() == {
         "ll_grad": 3,
         "hvp": 4,
-        "jvp": 2,
+        "jvp": 3,
         "ul_grad": 3,
+        "hess_build": 3,
         "cost": 7,
+        "work": pytest.approx(work, rel=1e-12),
     }
+    assert w["ll_grad"] == 1.0 and all(v > 0 for v in w.values())
+    per_image_work = o.counters.per_image["work"]
+    assert float(per_image_work.sum()) == pytest.approx(work, rel=1e-12)
+    # image 2: 1 ll_grad, 1 build, 1 hvp, 1 per-image jvp, 1 ul_grad
+    expected_2 = w["ll_grad"] + w["hess_build"] + w["hvp"] + w["jvp_per_image"]
+    assert float(per_image_work[2]) == pytest.approx(expected_2 + w["ul_grad"])
     assert o.counters.per_image["hvp"].tolist() == [1, 2, 1]
     assert o.counters.per_image["ll_grad"].tolist() == [1, 1, 1]
     # a hypergradient costs exactly its reported iterations
@@ -221,6 +239,7 @@ def test_counters_equal_hand_counts(denoising_problem):
     assert o.counters.ll_grad == int(hg.lower.n_iter.sum())
     assert o.counters.hvp == int(hg.adjoint.n_iter.sum())
     assert o.counters.jvp == 3 and o.counters.ul_grad == 3
+    assert o.counters.hess_build == 3  # one Hessian built per image for CG
 
 
 def test_hypergradient_memory_warm_starts(denoising_problem):

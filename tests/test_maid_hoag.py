@@ -54,8 +54,8 @@ class OracleSpy:
         counters = oracles.counters
         add = counters.add
 
-        def spy_add(name, idx):
-            add(name, idx)
+        def spy_add(name, idx, priced_as=None):
+            add(name, idx, priced_as)
             self.calls.append((name, int(idx.numel()), counters.cost))
 
         counters.add = spy_add

@@ -189,6 +189,28 @@ class Regulariser:
         return 0.0
 
     # -- mixed derivative -------------------------------------------------
+    def work_flops(self, image_shape):
+        """FLOPs of each oracle's regulariser part on one image.
+
+        The counts behind the work axis (:mod:`benchmark_utils.work`).
+        Returns a dict with ``grad``, ``hvp``, ``build`` (building the
+        Hessian operator at x), ``jvp`` and ``jvp_per_image`` (the mixed
+        product, batch and per-image forms). Models with analytic maths
+        override it with their convolution counts. This default, for the
+        autograd fall-backs, assumes a gradient of about 20 operations per
+        pixel value, a forward-over-reverse HVP of twice that with nothing
+        cached at build, and a mixed product of 2.5 gradients (one backward
+        pass through the gradient).
+        """
+        g = 20.0 * math.prod(image_shape)
+        return {
+            "grad": g,
+            "hvp": 2 * g,
+            "build": 0.0,
+            "jvp": 2.5 * g,
+            "jvp_per_image": 2.5 * g,
+        }
+
     def mixed(self, x, theta, q, per_image=False):
         """grad_theta <grad_x R_theta(x_i), q_i> by one backward pass.
 

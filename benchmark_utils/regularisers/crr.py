@@ -27,6 +27,7 @@ import math
 
 import torch
 
+from ..work import correlation_flops
 from .base import HessianOperator, Regulariser, check_filters, check_positive
 from .convolution import (
     cached_bound,
@@ -200,6 +201,34 @@ class ConvexRidge(Regulariser):
             return self._conv_t(self._conv(v, kernel).mul_(w), kernel)
 
         return HessianOperator(apply)
+
+    def work_flops(self, image_shape):
+        """Convolution counts (:mod:`~benchmark_utils.work`) of the composite W.
+
+        With P the correlation W x by the composite (K, C, S, S) kernel on one
+        image (K H' W' responses p) and P' its adjoint, computed as the
+        correlation of the zero-padded responses with the flipped kernel over
+        the H x W image: grad = W^T psi'(W x), P + P' + 6 p; HVP with the
+        cached curvature, P + P' + p; building the Hessian, P + 6 p; the mixed
+        product by autograd through one gradient, 2 P + 3 P' + 15 p (the
+        forward, then the input and filter gradients of both correlations but
+        the input gradient of W x).
+        """
+        c, h, w = image_shape
+        s = self.composite_size
+        pad = s // 2 if self.padding is None else self.padding
+        h_out, w_out = h + 2 * pad - s + 1, w + 2 * pad - s + 1
+        fwd = correlation_flops(self.n_filters, c, s, h_out, w_out)
+        adj = correlation_flops(c, self.n_filters, s, h, w)
+        resp = float(self.n_filters * h_out * w_out)
+        jvp = 2 * fwd + 3 * adj + 15 * resp
+        return {
+            "grad": fwd + adj + 6 * resp,
+            "hvp": fwd + adj + resp,
+            "build": fwd + 6 * resp,
+            "jvp": jvp,
+            "jvp_per_image": jvp,
+        }
 
     def lipschitz(self, theta):
         """sup_w lambda_max(sum_k c_k K_k(w)^H K_k(w)), c_k = exp(a_k) / eps_k.

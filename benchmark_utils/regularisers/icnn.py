@@ -46,6 +46,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..work import correlation_flops
 from .base import HessianOperator, Regulariser, check_filters, check_positive
 from .convolution import (
     cached_bound,
@@ -241,6 +242,33 @@ class ICNN(Regulariser):
             return correlate_t(torch.cat(de, dim=1), w_all)
 
         return HessianOperator(apply)
+
+    def work_flops(self, image_shape):
+        """Convolution counts (:mod:`~benchmark_utils.work`) of the network.
+
+        F1 = the L first-layer correlations of x (one with L H outputs), FV =
+        one hidden correlation (H -> H), all "same" size, each adjoint as
+        costly, and 10 pixelwise operations per hidden value (p):
+        grad (forward, backward) 2 F1 + 2 (L - 1) FV + p; HVP (tangent
+        forward and backward) the same + p; building the Hessian (forward and
+        the backward V_l^T e_(l+1)) F1 + 2 (L - 1) FV + p; the mixed product
+        by autograd through one gradient, 5 F1 + 6 (L - 1) FV + 3 p (the
+        forward, then the input and filter gradients of every correlation but
+        the input gradient of W x).
+        """
+        c, h, w = image_shape
+        hid, s, n = self.n_filters, self.kernel_size, self.n_layers
+        first = correlation_flops(n * hid, c, s, h, w)
+        hidden = correlation_flops(hid, hid, s, h, w)
+        resp = 10.0 * n * hid * h * w
+        grad = 2 * first + 2 * (n - 1) * hidden + resp
+        return {
+            "grad": grad,
+            "hvp": grad + resp,
+            "build": first + 2 * (n - 1) * hidden + resp,
+            "jvp": 5 * first + 6 * (n - 1) * hidden + 3 * resp,
+            "jvp_per_image": 5 * first + 6 * (n - 1) * hidden + 3 * resp,
+        }
 
     def lipschitz(self, theta):
         """Rigorous bound from the weights (see the module notes)."""
