@@ -4,7 +4,9 @@
 cross-correlation ``conv2d(x, kernel, padding=S // 2)``; its adjoint is the
 same correlation with flipped, transposed kernels, which equals
 ``conv_transpose2d`` with the same padding and is exact (dot-product tests in
-``tests/test_regularisers.py``). Operator-norm bounds for the Lipschitz
+``tests/test_regularisers.py`` and ``tests/test_conv_backend.py``). Both go
+through :mod:`benchmark_utils.conv_backend`, which picks the fastest
+measured backend for the shape and device. Operator-norm bounds for the Lipschitz
 constants are derived in ``docs/regularisers.md``.
 """
 
@@ -15,20 +17,26 @@ import math
 import torch
 import torch.nn.functional as F
 
-
-def correlate(x, kernel):
-    """Zero-padded "same" cross-correlation with ``kernel`` (O, I, S, S), S odd."""
-    return F.conv2d(x, kernel, padding=kernel.shape[-1] // 2)
+from .. import conv_backend
 
 
-def correlate_t(u, kernel):
+def correlate(x, kernel, padding=None):
+    """Zero-padded cross-correlation with ``kernel`` (O, I, S, S).
+
+    ``padding`` defaults to S // 2 ("same" for odd S); 0 is the "valid"
+    correlation. The backend (NNPACK, oneDNN/cuDNN) is picked by
+    :func:`benchmark_utils.conv_backend.correlate` (``docs/speed.md``).
+    """
+    return conv_backend.correlate(x, kernel, padding)
+
+
+def correlate_t(u, kernel, padding=None):
     """Exact adjoint of :func:`correlate` (= ``conv_transpose2d``, same padding).
 
-    Written as a correlation with the flipped, transposed kernel, which is
-    faster on CPU for few output channels (``docs/regularisers.md``).
+    Computed by :func:`benchmark_utils.conv_backend.correlate_t`; every
+    backend passes the dot-product test (``tests/test_conv_backend.py``).
     """
-    adjoint = kernel.flip(-1, -2).transpose(0, 1).contiguous()
-    return F.conv2d(u, adjoint, padding=kernel.shape[-1] // 2)
+    return conv_backend.correlate_t(u, kernel, padding)
 
 
 def random_filters(shape, gen, zero_mean):
