@@ -31,8 +31,19 @@ def _bdot(a, b):
     return (a * b).flatten(1).sum(dim=1)
 
 
-def _bcast(s, like):
-    return s.view(-1, *([1] * (like.ndim - 1)))
+def ones(like):
+    """``(1,) * (like.ndim - 1)``: per-image scalars broadcast over an image."""
+    return (1,) * (like.ndim - 1)
+
+
+class _CGWork:
+    """Per-image work vectors of :func:`conjugate_gradient` (allocated once
+    per size of the active set)."""
+
+    def __init__(self, n, like):
+        self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
+        self.alpha = torch.empty(n, dtype=like.dtype, device=like.device)
+        self.still = torch.empty(n, dtype=torch.bool, device=like.device)
 
 
 @dataclass
@@ -52,7 +63,8 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
     ----------
     hessian : callable
         ``hessian(v, rows)`` applies H_i to the images at positions ``rows``
-        (e.g. the counted operator of :meth:`CountedOracles.hessian`).
+        of the batch, or to all of them when ``rows`` is None (e.g. the
+        counted operator of :meth:`CountedOracles.hessian`).
     b : torch.Tensor
         Right-hand sides (B, C, H, W).
     tol : float or torch.Tensor
@@ -68,32 +80,70 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
     """
     n = b.shape[0]
     tol = _as_tolerance(tol, n, b)
-    q = torch.zeros_like(b) if q0 is None else q0.clone()
-    r = b.clone()
+    fmt = torch.contiguous_format
+    q = (
+        torch.zeros_like(b, memory_format=fmt)
+        if q0 is None
+        else q0.clone(memory_format=fmt)
+    )
+    r = b.clone(memory_format=fmt)
     n_iter = torch.zeros(n, dtype=torch.int64, device=b.device)
     if q0 is not None:
         warm = (q0.flatten(1) != 0).any(dim=1).nonzero().flatten()
         if warm.numel():
             r[warm] -= hessian(q[warm], warm)
             n_iter[warm] += 1
-    p = r.clone()
     rs = _bdot(r, r)
+    # Buffers (docs/speed.md, "Buffers"): the iterations run in place on the
+    # active images, on q, r, rs themselves while all images are active (the
+    # operator then gets rows=None: no gather); when images converge they
+    # are written back and the buffers compacted once, so a solve allocates
+    # O(B) tensors however many iterations it runs.
     active = (rs.sqrt() > tol).nonzero().flatten()
-    for _ in range(max_iter):
-        if active.numel() == 0:
+    rows = None if active.numel() == n else active
+    qa, ra, rsa, tola = q, r, rs, tol
+    if rows is not None:
+        qa, ra, rsa, tola = q[rows], r[rows], rs[rows], tol[rows]
+    pa = ra.clone()
+    work = _CGWork(pa.shape[0], b)
+    it = 0
+    for it in range(max_iter):
+        na = pa.shape[0]
+        if na == 0:
             break
-        pa = p[active]
-        hp = hessian(pa, active)
-        n_iter[active] += 1
-        alpha = rs[active] / _bdot(pa, hp)
-        q[active] += _bcast(alpha, pa) * pa
-        ra = r[active] - _bcast(alpha, pa) * hp
-        r[active] = ra
-        rs_new = _bdot(ra, ra)
-        beta = rs_new / rs[active]
-        p[active] = ra + _bcast(beta, pa) * pa
-        rs[active] = rs_new
-        active = active[rs_new.sqrt() > tol[active]]
+        hp = hessian(pa, rows)
+        torch.bmm(pa.view(na, 1, -1), hp.view(na, -1, 1), out=work.dot)
+        alpha = torch.div(rsa, work.dot.view(na), out=work.alpha).view(-1, *ones(b))
+        qa.addcmul_(alpha, pa)
+        ra.addcmul_(alpha, hp, value=-1)
+        torch.bmm(ra.view(na, 1, -1), ra.view(na, -1, 1), out=work.dot)
+        rs_new = work.dot.view(na)
+        beta = torch.div(rs_new, rsa, out=work.alpha).view(-1, *ones(b))
+        pa.mul_(beta).add_(ra)  # p = r + beta p
+        rsa.copy_(rs_new)
+        torch.gt(torch.sqrt(rsa, out=work.alpha), tola, out=work.still)
+        if not bool(work.still.all()):
+            pos = torch.arange(n, device=b.device) if rows is None else rows
+            stop, still = pos[~work.still], work.still
+            n_iter[stop] += it + 1
+            if rows is not None:
+                q[stop], r[stop], rs[stop] = qa[~still], ra[~still], rsa[~still]
+            rows = pos[still]
+            qa, ra, rsa, pa, tola = (
+                qa[still],
+                ra[still],
+                rsa[still],
+                pa[still],
+                tola[still],
+            )
+            work = _CGWork(rows.numel(), b)
+    else:
+        it = max_iter - 1
+    pos = torch.arange(n, device=b.device) if rows is None else rows
+    if pos.numel():
+        n_iter[pos] += it + 1
+        if rows is not None:
+            q[pos], r[pos], rs[pos] = qa, ra, rsa
     res_norm = rs.sqrt()
     converged = res_norm <= tol
     counted = getattr(hessian, "oracles", None)

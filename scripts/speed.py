@@ -147,7 +147,8 @@ def _problem(batch, channels, size, n_filters, kernel, device, mu=1e-3):
 
 def hot_entries(batch, channels, size, n_filters, kernel, device):
     """Entries of table 1 for one configuration."""
-    oracles, theta, x, v, idx = _problem(batch, channels, size, n_filters, kernel, device)
+    cfg = (batch, channels, size, n_filters, kernel)
+    oracles, theta, x, v, idx = _problem(*cfg, device)
     gen = torch.Generator().manual_seed(1)
     filters = torch.randn(n_filters, channels, kernel, kernel, generator=gen).to(device)
     pad = kernel // 2
@@ -163,7 +164,9 @@ def hot_entries(batch, channels, size, n_filters, kernel, device):
     }
     if device == "cpu" and conv_backend.nnpack_usable():
         nn = torch._nnpack_spatial_convolution
-        e["raw_nnpack"] = lambda: nn(nn(x, filters, None, [pad, pad]), flipped, None, [pad, pad])
+        e["raw_nnpack"] = lambda: nn(
+            nn(x, filters, None, [pad, pad]), flipped, None, [pad, pad]
+        )
     e["ll_grad"] = lambda: oracles.ll_grad(theta, x, idx)
     e["ll_grad_flip"] = _forced("flip", e["ll_grad"])
     e["hvp"] = lambda: hess(v)
@@ -268,7 +271,9 @@ def isgd_table(rounds):
     ):
         steps = res[step_name]["cpu"][: len(costs[backend])]
         cost = costs[backend][-len(steps) :]  # the timed calls
-        per_cost = statistics.median(s / c for s, c in zip(steps, cost) if c)
+        per_cost = statistics.median(
+            s / c for s, c in zip(steps, cost, strict=True) if c
+        )
         grad = statistics.median(res[grad_name]["cpu"])
         print(
             f"{backend:5s} step cpu med {statistics.median(steps) * 1e3:7.3f} ms, "
