@@ -24,7 +24,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .lower_level import LowerLevelResult, _as_tolerance, batch_norm, solve_lower_level
+from .lower_level import (
+    LowerLevelResult,
+    _as_tolerance,
+    batch_norm,
+    chunked_call,
+    solve_lower_level,
+)
 
 
 def _bdot(a, b):
@@ -44,6 +50,13 @@ class _CGWork:
         self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
         self.alpha = torch.empty(n, dtype=like.dtype, device=like.device)
         self.still = torch.empty(n, dtype=torch.bool, device=like.device)
+        self._n, self._like, self._hp = n, like, None
+
+    def hp(self):
+        """(n, C, H, W) buffer of the chunked product (allocated on first use)."""
+        if self._hp is None:
+            self._hp = self._like.new_empty((self._n, *self._like.shape[1:]))
+        return self._hp
 
 
 @dataclass
@@ -111,7 +124,7 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
         na = pa.shape[0]
         if na == 0:
             break
-        hp = hessian(pa, rows)
+        hp = chunked_call(hessian, pa, rows, work.hp)
         torch.bmm(pa.view(na, 1, -1), hp.view(na, -1, 1), out=work.dot)
         alpha = torch.div(rsa, work.dot.view(na), out=work.alpha).view(-1, *ones(b))
         qa.addcmul_(alpha, pa)
@@ -257,12 +270,38 @@ def lower_level_steps(oracles, theta, x, idx, n_steps, step=None):
     """``n_steps`` plain gradient steps x <- x - step grad_x E_i(x) per image.
 
     Costs ``n_steps`` ``ll_grad`` per image. ``step`` defaults to 1/L with
-    L = :meth:`CountedOracles.lipschitz`.
+    L = :meth:`CountedOracles.lipschitz`. Works in place on one copy of
+    ``x`` (the input is not modified), in cache-sized chunks
+    (:func:`~benchmark_utils.lower_level.chunked_call`).
     """
     step = 1.0 / oracles.lipschitz(theta) if step is None else step
+    x = x.clone(memory_format=torch.contiguous_format)
+    buf = []
+
+    def out():
+        if not buf:
+            buf.append(torch.empty_like(x))
+        return buf[0]
+
     for _ in range(int(n_steps)):
-        x = x - step * oracles.ll_grad(theta, x, idx)
+        g = chunked_call(lambda z, i: oracles.ll_grad(theta, z, i), x, idx, out)
+        x.add_(g, alpha=-step)
     return x
+
+
+def _operator(hessian, like):
+    """``v -> H v``, chunked when ``hessian`` is a counted operator (which
+    takes the rows of the batch); any other callable is applied as is."""
+    if getattr(hessian, "oracles", None) is None:
+        return hessian
+    buf = []
+
+    def out():
+        if not buf:
+            buf.append(torch.empty_like(like))
+        return buf[0]
+
+    return lambda v: chunked_call(hessian, v, None, out)
 
 
 def neumann_inverse(hessian, b, n_terms, eta):
@@ -270,18 +309,24 @@ def neumann_inverse(hessian, b, n_terms, eta):
 
     ``n_terms`` = Q Hessian-vector products per image (Q + 1 terms), as in
     stocBiO's hypergradient estimate (Ji, Yang, Liang, ICML 2021). Converges for
-    0 < eta <= 1/L.
+    0 < eta <= 1/L. Two work arrays, updated in place.
     """
-    p = b
-    v = b.clone()
+    p = b.clone(memory_format=torch.contiguous_format)
+    v = p.clone()
+    apply = _operator(hessian, p)
     for _ in range(int(n_terms)):
-        p = p - eta * hessian(p)
-        v = v + p
-    return eta * v
+        p.add_(apply(p), alpha=-eta)
+        v.add_(p)
+    return v.mul_(eta)
 
 
 def linear_system_steps(hessian, v, b, n_steps, eta):
-    """``n_steps`` gradient steps v <- v - eta (H v - b) on 1/2 v'Hv - b'v."""
+    """``n_steps`` gradient steps v <- v - eta (H v - b) on 1/2 v'Hv - b'v.
+
+    Works in place on one copy of ``v`` (the input is not modified).
+    """
+    v = v.clone(memory_format=torch.contiguous_format)
+    apply = _operator(hessian, v)
     for _ in range(int(n_steps)):
-        v = v - eta * (hessian(v) - b)
+        v.add_(apply(v).sub_(b), alpha=-eta)
     return v

@@ -62,6 +62,55 @@ def batch_norm(t):
     return t.flatten(1).norm(dim=1)
 
 
+#: pixels (H * W) per chunk of a batched oracle call: measured fastest per
+#: image for 8 filters 5x5 at 64, 128 and 256 pixels a side
+#: (``docs/speed.md``, "Cache-sized chunks")
+CHUNK_PIXELS = 65536
+
+
+def chunk_size(x):
+    """Images per cache-sized chunk for a batch shaped like ``x`` (B, C, H, W).
+
+    Large batches of large images run the convolutions out of cache (per
+    image, ``ll_grad`` at 256x256 costs about 2x at batch 16 what it costs at
+    batch 1); the loops below call the oracles on chunks of this many
+    images, which gives bitwise the same results (``tests/test_allocations.py``).
+    """
+    return max(1, CHUNK_PIXELS // (x.shape[-1] * x.shape[-2]))
+
+
+def chunked_call(call, x, rows, out):
+    """``call(x[a:b], rows[a:b])`` over cache-sized chunks, into ``out``.
+
+    Parameters
+    ----------
+    call : callable
+        Batched operator, ``call(x, rows)`` -> tensor shaped like ``x``.
+    x : torch.Tensor
+        Batch (B, C, H, W), contiguous.
+    rows : torch.Tensor or None
+        Per-image argument sliced along with ``x`` (None: ``call`` gets
+        None when the batch is one chunk, else the positions of the chunk).
+    out : callable
+        ``out()`` returns the (B, C, H, W) buffer to write into; it is only
+        asked for when the batch takes more than one chunk.
+
+    Returns
+    -------
+    torch.Tensor
+        ``call(x, rows)``, computed chunk by chunk when B > :func:`chunk_size`.
+    """
+    b, step = x.shape[0], chunk_size(x)
+    if b <= step:
+        return call(x, rows)
+    if rows is None:
+        rows = torch.arange(b, device=x.device)
+    buf = out()
+    for a in range(0, b, step):
+        buf[a : a + step].copy_(call(x[a : a + step], rows[a : a + step]))
+    return buf
+
+
 class _Work:
     """Per-image work vectors of :func:`solve_lower_level` (allocated once
     per size of the active set)."""
@@ -71,6 +120,14 @@ class _Work:
         self.done = torch.empty(n, dtype=torch.bool, device=like.device)
         self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
         self.coef = torch.empty(n, dtype=like.dtype, device=like.device)
+        self._like = like
+        self._grad = None
+
+    def grad(self):
+        """(n, C, H, W) buffer of the chunked gradient (allocated on first use)."""
+        if self._grad is None:
+            self._grad = torch.empty_like(self._like)
+        return self._grad
 
 
 def _positions(active, n, device):
@@ -134,10 +191,10 @@ def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
     y, idx_a, tol_a = x_out, idx, tol
     x_prev = x_out.clone()
     x_new = torch.empty_like(x0)
-    work = _Work(n, x0)
+    work = _Work(n, x_out)
     it = 0
     for it in range(max_iter):
-        g = oracles.ll_grad(theta, y, idx_a)
+        g = chunked_call(lambda z, i: oracles.ll_grad(theta, z, i), y, idx_a, work.grad)
         torch.linalg.vector_norm(g.flatten(1), dim=1, out=work.norm)
         torch.le(work.norm, tol_a, out=work.done)
         if it == max_iter - 1:
