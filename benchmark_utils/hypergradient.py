@@ -37,6 +37,10 @@ def _bdot(a, b):
     return (a * b).flatten(1).sum(dim=1)
 
 
+def _bcast(s, like):
+    return s.view(-1, *([1] * (like.ndim - 1)))
+
+
 def ones(like):
     """``(1,) * (like.ndim - 1)``: per-image scalars broadcast over an image."""
     return (1,) * (like.ndim - 1)
@@ -50,6 +54,7 @@ class _CGWork:
         self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
         self.alpha = torch.empty(n, dtype=like.dtype, device=like.device)
         self.still = torch.empty(n, dtype=torch.bool, device=like.device)
+        self.flag = torch.empty((), dtype=torch.bool, device=like.device)
         self._n, self._like, self._hp = n, like, None
 
     def hp(self):
@@ -135,7 +140,7 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
         pa.mul_(beta).add_(ra)  # p = r + beta p
         rsa.copy_(rs_new)
         torch.gt(torch.sqrt(rsa, out=work.alpha), tola, out=work.still)
-        if not bool(work.still.all()):
+        if not bool(torch.all(work.still, out=work.flag)):
             pos = torch.arange(n, device=b.device) if rows is None else rows
             stop, still = pos[~work.still], work.still
             n_iter[stop] += it + 1

@@ -120,6 +120,7 @@ class _Work:
         self.done = torch.empty(n, dtype=torch.bool, device=like.device)
         self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
         self.coef = torch.empty(n, dtype=like.dtype, device=like.device)
+        self.flag = torch.empty((), dtype=torch.bool, device=like.device)
         self._like = like
         self._grad = None
 
@@ -199,7 +200,7 @@ def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
         torch.le(work.norm, tol_a, out=work.done)
         if it == max_iter - 1:
             break
-        if bool(work.done.any()):
+        if bool(torch.any(work.done, out=work.flag)):
             # write out the images that stopped, then compact (at most B times)
             rows = _positions(active, n, x0.device)
             done = work.done
