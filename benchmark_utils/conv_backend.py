@@ -21,8 +21,9 @@ pair with the fastest backend measured for the shape and device
 Rule (``"auto"``, measured in ``docs/speed.md``): on CUDA, or when autograd
 or a ``torch.func`` transform records the call, or for a dtype other than
 float32, ``"torch"``; otherwise on the CPU the adjoint is always NNPACK and
-the forward correlation is NNPACK for at most :data:`NNPACK_MAX_OUT`
-output channels (oneDNN's forward is faster for wide filter banks). The rule
+the forward correlation is NNPACK for at most :data:`NNPACK_OUT_PER_IN`
+output channels per input channel (oneDNN's forward is faster for wide
+filter banks on few input channels). The rule
 reads only shapes, dtype, device and the autograd state, so a given call
 always takes the same backend: results are deterministic run to run.
 
@@ -49,9 +50,11 @@ import torch.nn.functional as F
 BACKENDS = ("auto", "nnpack", "torch", "flip")
 #: environment variable read at import to force a backend
 ENV_VAR = "BILEVEL_CONV_BACKEND"
-#: widest filter bank (output channels) for which the forward correlation
-#: uses NNPACK in ``"auto"`` mode (measured, ``docs/speed.md``)
-NNPACK_MAX_OUT = 16
+#: the forward correlation uses NNPACK in ``"auto"`` mode for at most this
+#: many output channels per input channel (measured, ``docs/speed.md``:
+#: faster for 8 grey and 10-32 colour filters, 1.6-2.6x slower for 16-48
+#: grey filters)
+NNPACK_OUT_PER_IN = 12
 
 _forced = "auto"
 _nnpack_state = None  # None: not probed yet; True / False after the probe
@@ -173,7 +176,8 @@ def choose(kind, x, kernel):
         return "torch"
     if mode == "nnpack" or kind == "adjoint":
         return "nnpack"
-    return "nnpack" if kernel.shape[0] <= NNPACK_MAX_OUT else "torch"
+    narrow = kernel.shape[0] <= NNPACK_OUT_PER_IN * kernel.shape[1]
+    return "nnpack" if narrow else "torch"
 
 
 def _nnpack(x, kernel, padding):

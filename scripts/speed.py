@@ -25,7 +25,9 @@ Tables:
    ``step / cost`` is the step's time per unit of counted cost
    (``/work/shared/ALGORITHMS.md`` section 3) divided by that time;
 3. per-image ``ll_grad`` time against batch size (1, 4, 16, 64) and image
-   side (64, 128, 256), grey, 8 filters 5x5.
+   side (64, 128, 256), grey, 8 filters 5x5: one call on the whole batch,
+   and in cache-sized chunks as the loops call it
+   (:data:`~benchmark_utils.lower_level.CHUNK_PIXELS`).
 
 Fixed seeds; one thread unless ``--threads``.
 
@@ -53,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmark_utils import conv_backend  # noqa: E402
 from benchmark_utils.forward import make_forward  # noqa: E402
-from benchmark_utils.lower_level import solve_lower_level  # noqa: E402
+from benchmark_utils.lower_level import chunked_call, solve_lower_level  # noqa: E402
 from benchmark_utils.oracles import CountedOracles  # noqa: E402
 from benchmark_utils.regularisers import make_regulariser  # noqa: E402
 
@@ -284,21 +286,33 @@ def isgd_table(rounds):
 
 
 def batch_table(rounds, device):
-    """Table 3: per-image ll_grad time against batch size and image side."""
+    """Table 3: per-image ll_grad time against batch size and image side,
+    one oracle call on the whole batch and chunked as in the loops
+    (:func:`~benchmark_utils.lower_level.chunked_call`)."""
     entries = {}
     for size in SIZES:
         for batch in BATCHES:
             oracles, theta, x, _, idx = _problem(batch, 1, size, 8, 5, device)
-            fn = torch.no_grad()(
-                lambda o=oracles, t=theta, x=x, i=idx: o.ll_grad(t, x, i)
-            )
-            entries[f"{size}px b{batch}"] = (fn, batch)
+            buf = torch.empty_like(x)
+
+            def whole(o=oracles, t=theta, x=x, i=idx):
+                return o.ll_grad(t, x, i)
+
+            def chunked(o=oracles, t=theta, x=x, i=idx, buf=buf):
+                return chunked_call(lambda z, j: o.ll_grad(t, z, j), x, i, lambda: buf)
+
+            entries[f"{size}px b{batch}"] = (torch.no_grad()(whole), batch)
+            entries[f"{size}px b{batch} chunked"] = (torch.no_grad()(chunked), batch)
     res = interleaved(entries, rounds, device)
-    print("\nll_grad ms per image (median CPU), grey, 8 filters 5x5")
-    print(f"{'side':>5s} " + " ".join(f"{'b' + str(b):>8s}" for b in BATCHES))
-    for size in SIZES:
-        row = [statistics.median(res[f"{size}px b{b}"]["cpu"]) * 1e3 for b in BATCHES]
-        print(f"{size:5d} " + " ".join(f"{v:8.3f}" for v in row))
+    for title, tail in (("one call", ""), ("chunked", " chunked")):
+        print(f"\nll_grad ms per image (median CPU), grey, 8 filters 5x5, {title}")
+        print(f"{'side':>5s} " + " ".join(f"{'b' + str(b):>8s}" for b in BATCHES))
+        for size in SIZES:
+            row = [
+                statistics.median(res[f"{size}px b{b}{tail}"]["cpu"]) * 1e3
+                for b in BATCHES
+            ]
+            print(f"{size:5d} " + " ".join(f"{v:8.3f}" for v in row))
 
 
 def main(argv=None):

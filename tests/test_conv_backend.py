@@ -94,6 +94,9 @@ def test_rule_is_a_function_of_shape_dtype_and_autograd():
     assert conv_backend.get_backend() == "auto"
     assert conv_backend.choose("forward", x, narrow) == "nnpack"
     assert conv_backend.choose("forward", x, wide) == "torch"
+    grey = torch.zeros(4, 1, 16, 16)
+    assert conv_backend.choose("forward", grey, torch.zeros(8, 1, 5, 5)) == "nnpack"
+    assert conv_backend.choose("forward", grey, torch.zeros(16, 1, 5, 5)) == "torch"
     assert conv_backend.choose("adjoint", torch.zeros(4, 48, 16, 16), wide) == "nnpack"
     assert conv_backend.choose("forward", x.double(), narrow.double()) == "torch"
     with torch.enable_grad():
