@@ -44,6 +44,7 @@ import os
 import warnings
 
 import torch
+import torch.autograd.forward_ad as fwad
 import torch.nn.functional as F
 
 #: backends that :func:`set_backend` accepts
@@ -133,8 +134,11 @@ def _disable_nnpack(err):
 
 
 def _plain(t):
-    """A tensor no autograd or ``torch.func`` transform is recording."""
+    """A tensor no autograd, forward-mode AD or ``torch.func`` transform is
+    recording (NNPACK has no forward-mode derivative nor batching rule)."""
     if torch._C._functorch.is_functorch_wrapped_tensor(t):
+        return False
+    if fwad._current_level >= 0 and fwad.unpack_dual(t).tangent is not None:
         return False
     return not (t.requires_grad and torch.is_grad_enabled())
 

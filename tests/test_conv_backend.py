@@ -106,6 +106,23 @@ def test_rule_is_a_function_of_shape_dtype_and_autograd():
 
 
 @pytest.mark.parametrize("forced", BACKENDS, indirect=True)
+def test_forward_mode_ad_goes_through(forced):
+    """A dual tensor (``torch.autograd.forward_ad``) is not given to NNPACK,
+    which has no forward-mode derivative: the tangent is K v, and NNPACK
+    stays on for later calls."""
+    import torch.autograd.forward_ad as fwad
+
+    k, x, gen = _data(1, 5, torch.float32)
+    v = torch.randn(x.shape, generator=gen)
+    usable = conv_backend.nnpack_usable()
+    with fwad.dual_level():
+        out = correlate(fwad.make_dual(x, v), k)
+        tangent = fwad.unpack_dual(out).tangent
+    torch.testing.assert_close(tangent, F.conv2d(v, k, padding=2))
+    assert conv_backend.nnpack_usable() == usable
+
+
+@pytest.mark.parametrize("forced", BACKENDS, indirect=True)
 def test_results_are_deterministic(forced):
     k, x, _ = _data(3, 7, torch.float32, n_out=10)
     a = correlate_t(correlate(x, k), k)
