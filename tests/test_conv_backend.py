@@ -221,3 +221,20 @@ def test_float64_suites_with_each_backend_forced(backend):
     ]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def test_speed_script_runs_on_tiny_shapes(monkeypatch, capsys):
+    """``scripts/speed.py`` tables 1 and 3 on tiny shapes (a smoke test)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import speed
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    monkeypatch.setattr(speed, "HOT_CONFIGS", [(2, 1, 12, 4, 5)])
+    monkeypatch.setattr(speed, "SIZES", (8,))
+    monkeypatch.setattr(speed, "BATCHES", (1, 2))
+    monkeypatch.setattr(speed, "MIN_CALL", 0.0)
+    speed.main(["--rounds", "2", "--tables", "1,3"])
+    out = capsys.readouterr().out
+    for entry in ("raw_flip", "ll_grad_flip", "hvp", "jvp", "lower_20it", "chunked"):
+        assert entry in out
