@@ -41,7 +41,7 @@ def _bcast(s, like):
     return s.view(-1, *([1] * (like.ndim - 1)))
 
 
-def ones(like):
+def _ones(like):
     """``(1,) * (like.ndim - 1)``: per-image scalars broadcast over an image."""
     return (1,) * (like.ndim - 1)
 
@@ -131,12 +131,12 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
             break
         hp = chunked_call(hessian, pa, rows, work.hp)
         torch.bmm(pa.view(na, 1, -1), hp.view(na, -1, 1), out=work.dot)
-        alpha = torch.div(rsa, work.dot.view(na), out=work.alpha).view(-1, *ones(b))
+        alpha = torch.div(rsa, work.dot.view(na), out=work.alpha).view(-1, *_ones(b))
         qa.addcmul_(alpha, pa)
         ra.addcmul_(alpha, hp, value=-1)
         torch.bmm(ra.view(na, 1, -1), ra.view(na, -1, 1), out=work.dot)
         rs_new = work.dot.view(na)
-        beta = torch.div(rs_new, rsa, out=work.alpha).view(-1, *ones(b))
+        beta = torch.div(rs_new, rsa, out=work.alpha).view(-1, *_ones(b))
         pa.mul_(beta).add_(ra)  # p = r + beta p
         rsa.copy_(rs_new)
         torch.gt(torch.sqrt(rsa, out=work.alpha), tola, out=work.still)
