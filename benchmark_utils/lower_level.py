@@ -23,6 +23,7 @@ that stops at ``max_iter`` is reported to the oracles' ``cap_hits``.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -104,11 +105,17 @@ def chunked_call(call, x, rows, out):
     if b <= step:
         return call(x, rows)
     if rows is None:
-        rows = torch.arange(b, device=x.device)
+        rows = _arange(b, x.device)
     buf = out()
     for a in range(0, b, step):
         buf[a : a + step].copy_(call(x[a : a + step], rows[a : a + step]))
     return buf
+
+
+@functools.lru_cache(maxsize=16)
+def _arange(n, device):
+    """``torch.arange(n)``, kept: the chunked loops ask for it every call."""
+    return torch.arange(n, device=device)
 
 
 class _Work:
