@@ -76,7 +76,11 @@ def _lower_level_allocations(n_iter):
     return counter.count
 
 
-def test_lower_level_allocations_do_not_grow_with_iterations():
+@pytest.mark.parametrize("chunked", [False, True])
+def test_lower_level_allocations_do_not_grow_with_iterations(monkeypatch, chunked):
+    if chunked:  # one image per chunk (the images are 12 x 12)
+        monkeypatch.setattr(lower_level, "CHUNK_PIXELS", 144)
+    _lower_level_allocations(1)  # module-level caches filled once
     few, many = _lower_level_allocations(3), _lower_level_allocations(40)
     assert few == many
     assert many <= 40  # the set-up: buffers, tolerances, the bound
@@ -99,7 +103,13 @@ def _cg_allocations(n_iter):
     return counter.count
 
 
-def test_conjugate_gradient_allocations_do_not_grow_with_iterations():
+@pytest.mark.parametrize("chunked", [False, True])
+def test_conjugate_gradient_allocations_do_not_grow_with_iterations(
+    monkeypatch, chunked
+):
+    if chunked:
+        monkeypatch.setattr(lower_level, "CHUNK_PIXELS", 144)
+    _cg_allocations(1)  # module-level caches filled once
     few, many = _cg_allocations(3), _cg_allocations(30)
     assert few == many
     assert many <= 40  # the set-up: buffers, tolerances, the bound
