@@ -24,7 +24,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .lower_level import LowerLevelResult, _as_tolerance, batch_norm, solve_lower_level
+from .lower_level import (
+    LowerLevelResult,
+    _as_tolerance,
+    batch_norm,
+    chunked_call,
+    solve_lower_level,
+)
 
 
 def _bdot(a, b):
@@ -33,6 +39,29 @@ def _bdot(a, b):
 
 def _bcast(s, like):
     return s.view(-1, *([1] * (like.ndim - 1)))
+
+
+def _ones(like):
+    """``(1,) * (like.ndim - 1)``: per-image scalars broadcast over an image."""
+    return (1,) * (like.ndim - 1)
+
+
+class _CGWork:
+    """Per-image work vectors of :func:`conjugate_gradient` (allocated once
+    per size of the active set)."""
+
+    def __init__(self, n, like):
+        self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
+        self.alpha = torch.empty(n, dtype=like.dtype, device=like.device)
+        self.still = torch.empty(n, dtype=torch.bool, device=like.device)
+        self.flag = torch.empty((), dtype=torch.bool, device=like.device)
+        self._n, self._like, self._hp = n, like, None
+
+    def hp(self):
+        """(n, C, H, W) buffer of the chunked product (allocated on first use)."""
+        if self._hp is None:
+            self._hp = self._like.new_empty((self._n, *self._like.shape[1:]))
+        return self._hp
 
 
 @dataclass
@@ -52,7 +81,8 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
     ----------
     hessian : callable
         ``hessian(v, rows)`` applies H_i to the images at positions ``rows``
-        (e.g. the counted operator of :meth:`CountedOracles.hessian`).
+        of the batch, or to all of them when ``rows`` is None (e.g. the
+        counted operator of :meth:`CountedOracles.hessian`).
     b : torch.Tensor
         Right-hand sides (B, C, H, W).
     tol : float or torch.Tensor
@@ -68,32 +98,70 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
     """
     n = b.shape[0]
     tol = _as_tolerance(tol, n, b)
-    q = torch.zeros_like(b) if q0 is None else q0.clone()
-    r = b.clone()
+    fmt = torch.contiguous_format
+    q = (
+        torch.zeros_like(b, memory_format=fmt)
+        if q0 is None
+        else q0.clone(memory_format=fmt)
+    )
+    r = b.clone(memory_format=fmt)
     n_iter = torch.zeros(n, dtype=torch.int64, device=b.device)
     if q0 is not None:
         warm = (q0.flatten(1) != 0).any(dim=1).nonzero().flatten()
         if warm.numel():
             r[warm] -= hessian(q[warm], warm)
             n_iter[warm] += 1
-    p = r.clone()
     rs = _bdot(r, r)
+    # Buffers (docs/speed.md, "Buffers"): the iterations run in place on the
+    # active images, on q, r, rs themselves while all images are active (the
+    # operator then gets rows=None: no gather); when images converge they
+    # are written back and the buffers compacted once, so a solve allocates
+    # O(B) tensors however many iterations it runs.
     active = (rs.sqrt() > tol).nonzero().flatten()
-    for _ in range(max_iter):
-        if active.numel() == 0:
+    rows = None if active.numel() == n else active
+    qa, ra, rsa, tola = q, r, rs, tol
+    if rows is not None:
+        qa, ra, rsa, tola = q[rows], r[rows], rs[rows], tol[rows]
+    pa = ra.clone()
+    work = _CGWork(pa.shape[0], b)
+    it = 0
+    for it in range(max_iter):
+        na = pa.shape[0]
+        if na == 0:
             break
-        pa = p[active]
-        hp = hessian(pa, active)
-        n_iter[active] += 1
-        alpha = rs[active] / _bdot(pa, hp)
-        q[active] += _bcast(alpha, pa) * pa
-        ra = r[active] - _bcast(alpha, pa) * hp
-        r[active] = ra
-        rs_new = _bdot(ra, ra)
-        beta = rs_new / rs[active]
-        p[active] = ra + _bcast(beta, pa) * pa
-        rs[active] = rs_new
-        active = active[rs_new.sqrt() > tol[active]]
+        hp = chunked_call(hessian, pa, rows, work.hp)
+        torch.bmm(pa.view(na, 1, -1), hp.view(na, -1, 1), out=work.dot)
+        alpha = torch.div(rsa, work.dot.view(na), out=work.alpha).view(-1, *_ones(b))
+        qa.addcmul_(alpha, pa)
+        ra.addcmul_(alpha, hp, value=-1)
+        torch.bmm(ra.view(na, 1, -1), ra.view(na, -1, 1), out=work.dot)
+        rs_new = work.dot.view(na)
+        beta = torch.div(rs_new, rsa, out=work.alpha).view(-1, *_ones(b))
+        pa.mul_(beta).add_(ra)  # p = r + beta p
+        rsa.copy_(rs_new)
+        torch.gt(torch.sqrt(rsa, out=work.alpha), tola, out=work.still)
+        if not bool(torch.all(work.still, out=work.flag)):
+            pos = torch.arange(n, device=b.device) if rows is None else rows
+            stop, still = pos[~work.still], work.still
+            n_iter[stop] += it + 1
+            if rows is not None:
+                q[stop], r[stop], rs[stop] = qa[~still], ra[~still], rsa[~still]
+            rows = pos[still]
+            qa, ra, rsa, pa, tola = (
+                qa[still],
+                ra[still],
+                rsa[still],
+                pa[still],
+                tola[still],
+            )
+            work = _CGWork(rows.numel(), b)
+    else:
+        it = max_iter - 1
+    pos = torch.arange(n, device=b.device) if rows is None else rows
+    if pos.numel():
+        n_iter[pos] += it + 1
+        if rows is not None:
+            q[pos], r[pos], rs[pos] = qa, ra, rsa
     res_norm = rs.sqrt()
     converged = res_norm <= tol
     counted = getattr(hessian, "oracles", None)
@@ -207,12 +275,38 @@ def lower_level_steps(oracles, theta, x, idx, n_steps, step=None):
     """``n_steps`` plain gradient steps x <- x - step grad_x E_i(x) per image.
 
     Costs ``n_steps`` ``ll_grad`` per image. ``step`` defaults to 1/L with
-    L = :meth:`CountedOracles.lipschitz`.
+    L = :meth:`CountedOracles.lipschitz`. Works in place on one copy of
+    ``x`` (the input is not modified), in cache-sized chunks
+    (:func:`~benchmark_utils.lower_level.chunked_call`).
     """
     step = 1.0 / oracles.lipschitz(theta) if step is None else step
+    x = x.clone(memory_format=torch.contiguous_format)
+    buf = []
+
+    def out():
+        if not buf:
+            buf.append(torch.empty_like(x))
+        return buf[0]
+
     for _ in range(int(n_steps)):
-        x = x - step * oracles.ll_grad(theta, x, idx)
+        g = chunked_call(lambda z, i: oracles.ll_grad(theta, z, i), x, idx, out)
+        x.add_(g, alpha=-step)
     return x
+
+
+def _operator(hessian, like):
+    """``v -> H v``, chunked when ``hessian`` is a counted operator (which
+    takes the rows of the batch); any other callable is applied as is."""
+    if getattr(hessian, "oracles", None) is None:
+        return hessian
+    buf = []
+
+    def out():
+        if not buf:
+            buf.append(torch.empty_like(like))
+        return buf[0]
+
+    return lambda v: chunked_call(hessian, v, None, out)
 
 
 def neumann_inverse(hessian, b, n_terms, eta):
@@ -220,18 +314,24 @@ def neumann_inverse(hessian, b, n_terms, eta):
 
     ``n_terms`` = Q Hessian-vector products per image (Q + 1 terms), as in
     stocBiO's hypergradient estimate (Ji, Yang, Liang, ICML 2021). Converges for
-    0 < eta <= 1/L.
+    0 < eta <= 1/L. Two work arrays, updated in place.
     """
-    p = b
-    v = b.clone()
+    p = b.clone(memory_format=torch.contiguous_format)
+    v = p.clone()
+    apply = _operator(hessian, p)
     for _ in range(int(n_terms)):
-        p = p - eta * hessian(p)
-        v = v + p
-    return eta * v
+        p.add_(apply(p), alpha=-eta)
+        v.add_(p)
+    return v.mul_(eta)
 
 
 def linear_system_steps(hessian, v, b, n_steps, eta):
-    """``n_steps`` gradient steps v <- v - eta (H v - b) on 1/2 v'Hv - b'v."""
+    """``n_steps`` gradient steps v <- v - eta (H v - b) on 1/2 v'Hv - b'v.
+
+    Works in place on one copy of ``v`` (the input is not modified).
+    """
+    v = v.clone(memory_format=torch.contiguous_format)
+    apply = _operator(hessian, v)
     for _ in range(int(n_steps)):
-        v = v - eta * (hessian(v) - b)
+        v.add_(apply(v).sub_(b), alpha=-eta)
     return v

@@ -23,6 +23,7 @@ that stops at ``max_iter`` is reported to the oracles' ``cap_hits``.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -60,6 +61,85 @@ class LowerLevelResult:
 def batch_norm(t):
     """Euclidean norm of each image of a batch, shape (B,)."""
     return t.flatten(1).norm(dim=1)
+
+
+#: pixels (H * W) per chunk of a batched oracle call: measured fastest per
+#: image for 8 filters 5x5 at 64, 128 and 256 pixels a side
+#: (``docs/speed.md``, "Cache-sized chunks")
+CHUNK_PIXELS = 65536
+
+
+def chunk_size(x):
+    """Images per cache-sized chunk for a batch shaped like ``x`` (B, C, H, W).
+
+    Large batches of large images run the convolutions out of cache (per
+    image, ``ll_grad`` at 256x256 costs about 2x at batch 16 what it costs at
+    batch 1); the loops below call the oracles on chunks of this many
+    images, which gives bitwise the same results (``tests/test_allocations.py``).
+    """
+    return max(1, CHUNK_PIXELS // (x.shape[-1] * x.shape[-2]))
+
+
+def chunked_call(call, x, rows, out):
+    """``call(x[a:b], rows[a:b])`` over cache-sized chunks, into ``out``.
+
+    Parameters
+    ----------
+    call : callable
+        Batched operator, ``call(x, rows)`` -> tensor shaped like ``x``.
+    x : torch.Tensor
+        Batch (B, C, H, W), contiguous.
+    rows : torch.Tensor or None
+        Per-image argument sliced along with ``x`` (None: ``call`` gets
+        None when the batch is one chunk, else the positions of the chunk).
+    out : callable
+        ``out()`` returns the (B, C, H, W) buffer to write into; it is only
+        asked for when the batch takes more than one chunk.
+
+    Returns
+    -------
+    torch.Tensor
+        ``call(x, rows)``, computed chunk by chunk when B > :func:`chunk_size`.
+    """
+    b, step = x.shape[0], chunk_size(x)
+    if b <= step:
+        return call(x, rows)
+    if rows is None:
+        rows = _arange(b, x.device)
+    buf = out()
+    for a in range(0, b, step):
+        buf[a : a + step].copy_(call(x[a : a + step], rows[a : a + step]))
+    return buf
+
+
+@functools.lru_cache(maxsize=16)
+def _arange(n, device):
+    """``torch.arange(n)``, kept: the chunked loops ask for it every call."""
+    return torch.arange(n, device=device)
+
+
+class _Work:
+    """Per-image work vectors of :func:`solve_lower_level` (allocated once
+    per size of the active set)."""
+
+    def __init__(self, n, like):
+        self.norm = torch.empty(n, dtype=like.dtype, device=like.device)
+        self.done = torch.empty(n, dtype=torch.bool, device=like.device)
+        self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
+        self.coef = torch.empty(n, dtype=like.dtype, device=like.device)
+        self.flag = torch.empty((), dtype=torch.bool, device=like.device)
+        self._like = like
+        self._grad = None
+
+    def grad(self):
+        """(n, C, H, W) buffer of the chunked gradient (allocated on first use)."""
+        if self._grad is None:
+            self._grad = torch.empty_like(self._like)
+        return self._grad
+
+
+def _positions(active, n, device):
+    return torch.arange(n, device=device) if active is None else active
 
 
 def _as_tolerance(tol, n, like):
@@ -105,37 +185,67 @@ def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
     m = oracles.strong_convexity(theta)
     beta = (math.sqrt(big_l) - math.sqrt(m)) / (math.sqrt(big_l) + math.sqrt(m))
 
-    x_out = x0.clone()
-    y = x0.clone()
-    x_prev = x0.clone()
+    # Buffers (docs/speed.md, "Buffers"): the loop works in place on the
+    # active images. While every image is active it works on ``x_out``
+    # itself (no gather); when images stop, their results are written out
+    # and the buffers are compacted once, so a solve allocates O(B) tensors
+    # however many iterations it runs. y_k of an image that stopped is never
+    # touched again, so ``x_out`` ends as the certified points.
+    x_out = x0.clone(memory_format=torch.contiguous_format)
     n_iter = torch.zeros(n, dtype=torch.int64, device=x0.device)
     grad_norm = torch.full((n,), float("inf"), dtype=x0.dtype, device=x0.device)
     converged = torch.zeros(n, dtype=torch.bool, device=x0.device)
-    active = torch.arange(n, device=x0.device)
+    active = None  # positions of the active images; None: all of them
+    y, idx_a, tol_a = x_out, idx, tol
+    x_prev = x_out.clone()
+    x_new = torch.empty_like(x0)
+    work = _Work(n, x_out)
+    it = 0
     for it in range(max_iter):
-        ya = y[active]
-        g = oracles.ll_grad(theta, ya, idx[active])
-        gn = batch_norm(g)
-        n_iter[active] += 1
-        grad_norm[active] = gn
-        x_out[active] = ya
-        done = gn <= tol[active]
-        converged[active[done]] = True
+        g = chunked_call(lambda z, i: oracles.ll_grad(theta, z, i), y, idx_a, work.grad)
+        torch.linalg.vector_norm(g.flatten(1), dim=1, out=work.norm)
+        torch.le(work.norm, tol_a, out=work.done)
         if it == max_iter - 1:
             break
-        keep = ~done
-        if not bool(keep.any()):
-            break
-        active = active[keep]
-        gk = g[keep]
-        x_new = ya[keep] - gk / big_l
-        momentum = x_new - x_prev[active]
-        # gradient restart (O'Donoghue and Candes 2015): drop the momentum of
-        # an image whose step goes uphill along its gradient
-        uphill = (gk * momentum).flatten(1).sum(dim=1) > 0
-        momentum[uphill] = 0
-        y[active] = x_new + beta * momentum
-        x_prev[active] = x_new
+        if bool(torch.any(work.done, out=work.flag)):
+            # write out the images that stopped, then compact (at most B times)
+            rows = _positions(active, n, x0.device)
+            done = work.done
+            keep = ~done
+            fin = rows[done]
+            n_iter[fin] = it + 1
+            grad_norm[fin] = work.norm[done]
+            converged[fin] = True
+            if active is not None:
+                x_out[fin] = y[done]
+            if not bool(keep.any()):
+                active = rows[keep]
+                break
+            active = rows[keep]
+            y, g, x_prev = y[keep], g[keep], x_prev[keep]
+            idx_a, tol_a = idx_a[keep], tol_a[keep]
+            x_new = torch.empty_like(y)
+            work = _Work(active.numel(), y)
+        # x_new = y - g / L; momentum = x_new - x_prev, dropped for an image
+        # whose step goes uphill along its gradient (gradient restart,
+        # O'Donoghue and Candes 2015); y = x_new + beta momentum
+        torch.add(y, g, alpha=-1.0 / big_l, out=x_new)
+        momentum = torch.sub(x_new, x_prev, out=x_prev)  # x_prev's last use
+        nb = y.shape[0]
+        torch.bmm(g.view(nb, 1, -1), momentum.view(nb, -1, 1), out=work.dot)
+        torch.gt(work.dot.view(nb), 0, out=work.coef)
+        work.coef.mul_(-beta).add_(beta)  # beta, or 0 when uphill
+        torch.addcmul(x_new, work.coef.view(-1, *([1] * (y.ndim - 1))), momentum, out=y)
+        x_prev, x_new = x_new, momentum
+    # the images still active at the end (stopped by max_iter or converged
+    # at the last evaluation)
+    if active is None or active.numel():
+        rows = _positions(active, n, x0.device)
+        n_iter[rows] = it + 1
+        grad_norm[rows] = work.norm
+        converged[rows] = work.done
+        if active is not None:
+            x_out[rows] = y
     res = LowerLevelResult(x_out, n_iter, grad_norm, converged)
     if res.hit_cap and hasattr(oracles, "record_cap_hit"):
         oracles.record_cap_hit()  # read by the divergence rule (docs/limits.md)

@@ -1,10 +1,13 @@
 """Convolutions shared by the convolutional regularisers, and their norms.
 
-``docs/maths.md`` section 2. Every filter bank acts as the zero-padded "same"
-cross-correlation ``conv2d(x, kernel, padding=S // 2)``; its adjoint is the
-same correlation with flipped, transposed kernels, which equals
-``conv_transpose2d`` with the same padding and is exact (dot-product tests in
-``tests/test_regularisers.py``). Operator-norm bounds for the Lipschitz
+``docs/maths.md`` section 2. Every filter bank acts as a zero-padded
+cross-correlation ``conv2d(x, kernel, padding=p)`` (FoE: p = 0, the "valid"
+cliques; CRR and ICNN: p = S // 2, "same"); its adjoint is the correlation
+with flipped, transposed kernels and padding S - 1 - p, which equals
+``conv_transpose2d`` with padding p and is exact (dot-product tests in
+``tests/test_regularisers.py`` and ``tests/test_conv_backend.py``). Both go
+through :mod:`benchmark_utils.conv_backend`, which picks the fastest
+measured backend for the shape and device. Operator-norm bounds for the Lipschitz
 constants are derived in ``docs/regularisers.md``.
 """
 
@@ -15,32 +18,26 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .. import conv_backend
+
 
 def correlate(x, kernel, padding=None):
     """Zero-padded cross-correlation with ``kernel`` (O, I, S, S).
 
-    ``padding=None`` is the "same" correlation (S odd, padding S // 2);
-    ``padding=0`` the "valid" one, whose responses are the positions where
-    the whole kernel lies inside the image (an (H - S + 1, W - S + 1) map).
+    ``padding`` defaults to S // 2 ("same" for odd S); 0 is the "valid"
+    correlation. The backend (NNPACK, oneDNN/cuDNN) is picked by
+    :func:`benchmark_utils.conv_backend.correlate` (``docs/speed.md``).
     """
-    if padding is None:
-        padding = kernel.shape[-1] // 2
-    return F.conv2d(x, kernel, padding=padding)
+    return conv_backend.correlate(x, kernel, padding)
 
 
 def correlate_t(u, kernel, padding=None):
-    """Exact adjoint of :func:`correlate` with the same ``padding``.
+    """Exact adjoint of :func:`correlate` (= ``conv_transpose2d``, same padding).
 
-    The correlation with the flipped, transposed kernel and padding
-    S - 1 - padding (= ``conv_transpose2d`` with ``padding``): it maps a
-    response map back onto the image grid. Written as a correlation, which
-    is faster on CPU for few output channels (``docs/regularisers.md``).
+    Computed by :func:`benchmark_utils.conv_backend.correlate_t`; every
+    backend passes the dot-product test (``tests/test_conv_backend.py``).
     """
-    s = kernel.shape[-1]
-    if padding is None:
-        padding = s // 2
-    adjoint = kernel.flip(-1, -2).transpose(0, 1).contiguous()
-    return F.conv2d(u, adjoint, padding=s - 1 - padding)
+    return conv_backend.correlate_t(u, kernel, padding)
 
 
 def random_filters(shape, gen, zero_mean):
