@@ -139,8 +139,9 @@ def tune(df, tuned=("step_size",)):
         ``{(task, regulariser): problem}`` where ``problem`` has
         ``dataset`` and ``objective`` (benchopt names) and ``solvers``, a
         list of dicts with ``solver`` (the variant's name, without the tuned
-        parameters), ``chosen`` (the full solver name, or ``None`` when no
-        configuration is eligible), ``values`` (the tuned values),
+        parameters), ``label`` (its short name, :func:`short_labels`),
+        ``chosen`` (the full solver name, or ``None`` when no configuration
+        is eligible), ``values`` (the tuned values),
         ``median`` (dB), ``n_runs``, ``n_configs`` and ``skipped``
         (``{configuration name: reasons}`` of the ineligible ones).
 
@@ -182,6 +183,7 @@ def tune(df, tuned=("step_size",)):
                     reasons=[r for r in reasons if r is not None],
                 )
             )
+        labels = short_labels(variants)
         solvers = []
         for key, configs in sorted(variants.items()):
             eligible = [c for c in configs if not c["reasons"]]
@@ -189,6 +191,7 @@ def tune(df, tuned=("step_size",)):
             solvers.append(
                 dict(
                     solver=key,
+                    label=labels[key],
                     chosen=None if best is None else best["name"],
                     values=None if best is None else best["values"],
                     median=None if best is None else best["median"],
@@ -205,6 +208,21 @@ def tune(df, tuned=("step_size",)):
             dataset=dataset, objective=objective, solvers=solvers
         )
     return problems
+
+
+def short_labels(keys):
+    """``{key: label}``: each solver variant named by the base name and only
+    the parameters that tell it from the other variants of that base (e.g.
+    ``ISGD[q=0.0]``)."""
+    parsed = {key: parse_name(key) for key in keys}
+    labels = {}
+    for key, (base, params) in parsed.items():
+        others = [p for b, p in parsed.values() if b == base]
+        varying = {
+            k: v for k, v in params.items() if any(p.get(k) != v for p in others)
+        }
+        labels[key] = format_name(base, varying)
+    return labels
 
 
 def config_path(out, task, regulariser):
@@ -224,11 +242,12 @@ def render(problem, source, n_repetitions, tuned):
     lines = [
         "# Tuned solvers, written by scripts/tune.py: do not edit by hand.",
         f"# Source parquet: {source}",
-        f"# Protocol: {PROTOCOL}: each solver's configuration with the best",
-        "# median validation PSNR (objective_psnr_val) at the cost budget, over",
-        f"# its repetitions; tuned parameters: {', '.join(tuned)}; runs not",
-        f"# ending with status {' or '.join(OK_STATUS)} at the budget make a",
-        "# configuration ineligible. The test PSNR was not read.",
+        f"# Protocol: {PROTOCOL}. For each solver, the",
+        "# configuration with the best median validation PSNR",
+        "# (objective_psnr_val) over its repetitions at the cost budget; tuned",
+        f"# parameters: {', '.join(tuned)}; a run not ending with status",
+        f"# {' or '.join(OK_STATUS)} at the budget makes its configuration",
+        "# ineligible. The test PSNR was not read.",
         "#   benchopt run . --config <this file>",
         "#",
     ]
@@ -236,13 +255,13 @@ def render(problem, source, n_repetitions, tuned):
     for s in problem["solvers"]:
         if s["chosen"] is None:
             lines.append(
-                f"# {s['solver']}: none of its {s['n_configs']} configurations "
+                f"# {s['label']}: none of its {s['n_configs']} configurations "
                 "is eligible"
             )
             continue
         values = ", ".join(f"{k}={v!r}" for k, v in s["values"].items())
         lines.append(
-            f"# {s['solver']}: {values}, median psnr_val {s['median']:.2f} dB "
+            f"# {s['label']}: {values}, median psnr_val {s['median']:.2f} dB "
             f"over {s['n_runs']} runs; {s['n_configs']} configurations, "
             f"{len(s['skipped'])} ineligible"
         )
@@ -319,7 +338,7 @@ def main(argv=None):
         print(f"{path}:")
         for s in problem["solvers"]:
             what = "none eligible" if s["chosen"] is None else s["values"]
-            print(f"  {s['solver']}: {what}")
+            print(f"  {s['label']}: {what}")
     return written
 
 

@@ -152,6 +152,10 @@ def test_tuner_writes_configs_that_benchopt_accepts(tmp_path):
     assert "# Source parquet: tuning-denoising.parquet" in header
     assert any("Protocol: docs/tuning.md" in line for line in header)
     assert any(line.startswith("# SOBA: none of its 2") for line in header)
+    assert any(
+        line.startswith("# ISGD[q=0.0]: step_size=100.0, median psnr_val 25.00")
+        for line in header
+    )
     config = tune.check_config(tmp_path / "best" / "denoising.yml")
     assert config["n-repetitions"] == 5
     assert config["dataset"] == [DATASET]
@@ -207,3 +211,16 @@ def test_tuning_configs_give_every_solver_the_same_grid(task):
         ratios = [b / a for a, b in zip(steps, steps[1:], strict=False)]
         assert all(2.99 <= r <= 3.34 for r in ratios), base  # ~half decades
     assert [p.get("q") for b, p in solvers if b == "ISGD"] == [0.0, 0.5]
+
+
+def test_short_labels_keep_only_what_tells_variants_apart():
+    keys = [
+        "ISGD[batch_size=4,q=0.0]",
+        "ISGD[batch_size=4,q=0.5]",
+        "SOBA[batch_size=4]",
+    ]
+    assert tune.short_labels(keys) == {
+        keys[0]: "ISGD[q=0.0]",
+        keys[1]: "ISGD[q=0.5]",
+        keys[2]: "SOBA",
+    }
