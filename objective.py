@@ -11,7 +11,10 @@ the same grid of cost checkpoints at which it is evaluated.
 ``evaluate_result`` only sees theta and the counters. It solves the lower
 level accurately (gradient norm <= eval_tol * sqrt(d), warm-started from the
 previous evaluation of the same run) on the training and test images with its
-own oracles, whose calls are never counted as solver cost.
+own oracles, whose calls are never counted as solver cost. It solves the
+validation images the same way and reports their PSNR as ``psnr_val``: the
+only score a tuning protocol or stopping rule may use (``docs/tuning.md``);
+``psnr_test`` is reported, never chosen on (``docs/data.md``).
 """
 
 import hashlib
@@ -169,11 +172,26 @@ class Objective(BaseObjective):
         "budget": 400,
         "n_checkpoints": 3,
         "n_filters": 2,
-        "dataset": {"name": "denoising", "n_train": 4, "n_test": 2, "patch_size": 16},
+        "dataset": {
+            "name": "denoising",
+            "n_train": 4,
+            "n_val": 2,
+            "n_test": 2,
+            "patch_size": 16,
+        },
     }
 
     def set_data(
-        self, x_train, y_train, x_test, y_test, forward, task, setup_error=None
+        self,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        forward,
+        task,
+        setup_error=None,
     ):
         """Validate the parameters and build the problem; never raises.
 
@@ -192,6 +210,7 @@ class Objective(BaseObjective):
             return
         try:
             self._set_data(x_train, y_train, x_test, y_test, forward, task)
+            self._set_val(x_val, y_val, forward)
         except Exception as err:  # raised again, per cell, by get_objective
             self._setup_error = (err, err.__traceback__)
 
@@ -234,6 +253,13 @@ class Objective(BaseObjective):
         }
         self._memory = {}
         self._psnr = dinv.metric.PSNR(max_pixel=1.0)
+
+    def _set_val(self, x_val, y_val, forward):
+        """Validation images and their evaluation oracles (``docs/data.md``)."""
+        self.x_val, self.y_val = x_val.to(device=self.dev), y_val.to(device=self.dev)
+        self._eval["val"] = CountedOracles(
+            self.reg, forward.to(self.dev), self.x_val, self.y_val, self._mu
+        )
 
     def _get_state(self):
         return {"benchmark_utils": UTILS_DIGEST}
@@ -307,13 +333,16 @@ class Objective(BaseObjective):
         out = {}
         if bool(torch.isfinite(theta).all()):
             mse_train, psnr_train, cap_train, _ = self._metrics("train", theta)
+            _, psnr_val, cap_val, _ = self._metrics("val", theta)
             mse_test, psnr_test, cap_test, x_test = self._metrics("test", theta)
         else:
             mse_train = mse_test = psnr_train = psnr_test = float("nan")
-            cap_train = cap_test = 0
+            psnr_val = float("nan")
+            cap_train = cap_test = cap_val = 0
             x_test = None
         out["value"] = mse_train
         out["psnr_train"] = psnr_train
+        out["psnr_val"] = psnr_val
         out["psnr_test"] = psnr_test
         out["mse_test"] = mse_test
         for name in COUNTER_NAMES:
@@ -324,7 +353,7 @@ class Objective(BaseObjective):
         out["n_outer"] = int(n_outer)
         out["diverged"] = int(diverged)
         out["status"] = str(counters.get("status", "ok"))
-        out["eval_cap_hits"] = cap_train + cap_test
+        out["eval_cap_hits"] = cap_train + cap_val + cap_test
         for key, val in (info or {}).items():
             out[key] = float(val)
         self._last_test_recon = x_test

@@ -18,9 +18,11 @@ cannot be decoded gives a one-line ``ValueError`` naming it.
 
 :func:`extract_patches` cuts patches at positions drawn from a local
 ``numpy.random.Generator`` (the global RNGs are never used) and
-:func:`make_train_test` builds training and test patches from disjoint sets of
-images. The public functions validate their parameters once; the private
-helpers they call do not validate again.
+:func:`make_splits` builds training, validation and test patches from three
+disjoint sets of images (:func:`split_train_val_test`; ``docs/data.md``,
+"Patches"), so every patch of one source image is in one set. The public
+functions validate their parameters once; the private helpers they call do
+not validate again.
 """
 
 import os
@@ -32,11 +34,13 @@ import torch
 from .validation import check_bool, check_choice, check_int, fail
 
 #: Natural images of ``skimage.data`` that load offline from files inside the
-#: scikit-image wheel, in the order used to split train and test images (see
-#: :func:`make_train_test`). ``"motorcycle"`` is the left view of
-#: ``skimage.data.stereo_motorcycle()``. Not included: ``clock`` (motion
-#: blurred on purpose, so not a clean ground truth) and the images that
-#: scikit-image fetches over the network (e.g. ``eagle``, ``lily``).
+#: scikit-image wheel, in the order used to split train, validation and test
+#: images (see :func:`split_train_val_test`: camera to immunohistochemistry
+#: train, retina and motorcycle validate, gravel to moon test).
+#: ``"motorcycle"`` is the left view of ``skimage.data.stereo_motorcycle()``.
+#: Not included: ``clock`` (motion blurred on purpose, so not a clean ground
+#: truth) and the images that scikit-image fetches over the network (e.g.
+#: ``eagle``, ``lily``).
 SKIMAGE_IMAGES = (
     "camera",
     "astronaut",
@@ -474,6 +478,9 @@ def extract_patches(images, n_patches, patch_size, seed, *, return_index=False):
 def split_images(n_images):
     """Indices of the training and test images in a list of ``n_images``.
 
+    The two-way split of :func:`make_train_test`; with a validation set, see
+    :func:`split_train_val_test`.
+
     The last ``max(1, n_images // 3)`` images are for testing, the others for
     training.
 
@@ -496,6 +503,133 @@ def split_images(n_images):
     return list(range(n_images - n_test)), list(range(n_images - n_test, n_images))
 
 
+def split_train_val_test(n_images):
+    """Indices of the training, validation and test images of ``n_images``.
+
+    The test images are those of :func:`split_images` (the last
+    ``max(1, n_images // 3)``); the ``max(1, n_images // 6)`` images just
+    before them are for validation, the others for training. Whole images go
+    to one set, so no patch of a validation or test image is ever trained on
+    (``docs/data.md``, "Patches").
+
+    Parameters
+    ----------
+    n_images : int
+        Number of images, ``>= 3``.
+
+    Returns
+    -------
+    train_idx, val_idx, test_idx : list of int
+        Disjoint, non-empty index lists covering ``range(n_images)``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 3 images.
+    """
+    if n_images < 3:
+        raise ValueError(
+            "at least 3 images are needed to build disjoint training, validation "
+            f"and test images, the source gave {n_images}"
+        )
+    n_test = max(1, n_images // 3)
+    n_val = max(1, n_images // 6)
+    n_train = n_images - n_test - n_val
+    return (
+        list(range(n_train)),
+        list(range(n_train, n_train + n_val)),
+        list(range(n_train + n_val, n_images)),
+    )
+
+
+def _patch_sets(named, splits, counts, count_names, patch_size, seed):
+    """Patches of each index set of ``splits`` (arguments already validated).
+
+    Set ``k`` is cut with :func:`extract_patches`'s rule from the ``k``-th
+    word of ``numpy.random.SeedSequence(seed).generate_state``; the words
+    are a prefix-stable stream, so adding a set leaves the earlier ones'
+    positions unchanged.
+    """
+    seeds = np.random.SeedSequence(seed).generate_state(len(splits))
+    out = []
+    for idx, n, n_name, s in zip(splits, counts, count_names, seeds, strict=True):
+        images = [named[i][1] for i in idx]
+        names = [repr(named[i][0]) for i in idx]
+        out.append(_cut(images, names, n, patch_size, int(s), n_name))
+    return tuple(out)
+
+
+def make_splits(
+    source="skimage",
+    *,
+    n_train,
+    n_val,
+    n_test,
+    patch_size,
+    grayscale=True,
+    seed=0,
+    folder=None,
+    data_path=None,
+    download=False,
+    owner="",
+):
+    """Training, validation and test patches cut from disjoint sets of images.
+
+    The images of the source (see :func:`load_images`) are split by
+    :func:`split_train_val_test` (test: the last third; validation: the
+    sixth before it; training: the rest, at least one image each). The three
+    sets are drawn with :func:`extract_patches` from the words 0 (train),
+    1 (test) and 2 (validation) of ``numpy.random.SeedSequence(seed)``: the
+    training and test positions are those :func:`make_train_test` draws
+    from the same images. The validation patches are what a tuning protocol
+    may look at (``docs/tuning.md``); the test patches are only reported.
+
+    Parameters
+    ----------
+    source : str, default="skimage"
+        Image source, see :func:`load_images`.
+    n_train, n_val, n_test : int
+        Numbers of training, validation and test patches (``>= 1``).
+    patch_size : int
+        Side of the square patches (``>= 1``).
+    grayscale : bool, default=True
+        One channel if ``True``, else three.
+    seed : int, default=0
+        Non-negative seed of the patch positions.
+    folder, data_path, download, owner
+        See :func:`load_images`.
+
+    Returns
+    -------
+    x_train, x_val, x_test : torch.Tensor
+        Shapes ``(n, C, patch_size, patch_size)`` with ``n`` = ``n_train``,
+        ``n_val``, ``n_test``; float32 in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        Bad parameters (named), fewer than 3 images, or more patches than the
+        images of a set can give.
+    """
+    n_train = check_int(n_train, "n_train", 1, owner=owner)
+    n_val = check_int(n_val, "n_val", 1, owner=owner)
+    n_test = check_int(n_test, "n_test", 1, owner=owner)
+    patch_size = check_int(patch_size, "patch_size", 1, owner=owner)
+    seed = check_int(seed, "seed", 0, owner=owner)
+    _check_source(source, folder, grayscale, download, owner)
+    named = _load(source, grayscale, folder, data_path, download, owner)
+    train_idx, val_idx, test_idx = split_train_val_test(len(named))
+    x_train, x_test, x_val = _patch_sets(
+        named,
+        (train_idx, test_idx, val_idx),
+        (n_train, n_test, n_val),
+        ("n_train", "n_test", "n_val"),
+        patch_size,
+        seed,
+    )
+    return x_train, x_val, x_test
+
+
 def make_train_test(
     source="skimage",
     *,
@@ -509,11 +643,13 @@ def make_train_test(
     download=False,
     owner="",
 ):
-    """Training and test patches cut from disjoint sets of images.
+    """Training and test patches cut from disjoint sets of images (no validation).
 
-    The images of the source (see :func:`load_images`) are split by
-    :func:`split_images`: the last third (at least one image) gives the test
-    patches, the rest the training patches. Both sets are drawn with
+    The two-way split, for callers that need no validation set; the datasets
+    use :func:`make_splits`. The images of the source (see
+    :func:`load_images`) are split by :func:`split_images`: the last third
+    (at least one image) gives the test patches, the rest the training
+    patches. Both sets are drawn with
     :func:`extract_patches` from two seeds derived from ``seed`` by
     ``numpy.random.SeedSequence``.
 
@@ -551,16 +687,11 @@ def make_train_test(
     seed = check_int(seed, "seed", 0, owner=owner)
     _check_source(source, folder, grayscale, download, owner)
     named = _load(source, grayscale, folder, data_path, download, owner)
-    seeds = np.random.SeedSequence(seed).generate_state(2)
-    out = []
-    for idx, n, n_name, s in zip(
+    return _patch_sets(
+        named,
         split_images(len(named)),
         (n_train, n_test),
         ("n_train", "n_test"),
-        seeds,
-        strict=True,
-    ):
-        images = [named[i][1] for i in idx]
-        names = [repr(named[i][0]) for i in idx]
-        out.append(_cut(images, names, n, patch_size, int(s), n_name))
-    return tuple(out)
+        patch_size,
+        seed,
+    )

@@ -1,11 +1,12 @@
 """Build a task's data: clean patches, operator, frozen measurements.
 
-Shared by the files in ``datasets/`` (``docs/maths.md`` section 1): train and
-test patches come from different source images; the noise is drawn once from
-the seed and frozen; test measurements use an independent noise draw. Each
+Shared by the files in ``datasets/`` (``docs/maths.md`` section 1;
+``docs/data.md``): training, validation and test patches come from three
+disjoint sets of source images; the noise is drawn once from the seed and
+frozen; validation and test measurements use independent noise draws. Each
 dataset parameter is validated once, by the function that uses it:
 ``noise_level`` here, the image parameters in
-:func:`benchmark_utils.images.make_train_test`, the operator parameters in
+:func:`benchmark_utils.images.make_splits`, the operator parameters in
 :func:`benchmark_utils.forward.make_forward`; every message starts with the
 dataset's name.
 """
@@ -17,7 +18,7 @@ from benchopt.config import get_data_path
 
 from . import REQUIREMENTS
 from .forward import NOISE_SIGMA_MAX, make_forward
-from .images import DEEPINV_SOURCES, make_train_test
+from .images import DEEPINV_SOURCES, make_splits
 from .validation import check_real
 
 #: Largest ``noise_level`` (0-255 scale): a noise standard deviation of at
@@ -31,12 +32,13 @@ IMAGE_PARAMETERS = {
     "folder": [None],
     "download": [False],
     "n_train": [16],
+    "n_val": [4],
     "n_test": [8],
     "patch_size": [32],
     "grayscale": [True],
 }
 #: the small data of ``benchopt test``
-TEST_PARAMETERS = {"n_train": [4], "n_test": [2], "patch_size": [16]}
+TEST_PARAMETERS = {"n_train": [4], "n_val": [2], "n_test": [2], "patch_size": [16]}
 
 #: dataset parameters that configure the operator rather than the images
 PHYSICS_PARAMETERS = ("kernel_size", "blur_sigma", "mask_ratio")
@@ -49,6 +51,7 @@ def build_task_data(
     folder,
     download,
     n_train,
+    n_val,
     n_test,
     patch_size,
     grayscale,
@@ -65,8 +68,8 @@ def build_task_data(
     source, folder, download : str, str or None, bool
         Image source (see :func:`benchmark_utils.images.load_images`); real
         data sets are stored under benchopt's ``get_data_path(source)``.
-    n_train, n_test, patch_size : int
-        Number of training and test patches and their side.
+    n_train, n_val, n_test, patch_size : int
+        Number of training, validation and test patches and their side.
     grayscale : bool
         One channel or three.
     noise_level : float
@@ -80,14 +83,16 @@ def build_task_data(
     Returns
     -------
     data : dict
-        ``x_train``, ``y_train``, ``x_test``, ``y_test`` (float32 tensors
-        ``(n, C, p, p)``), ``forward`` (the
+        ``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
+        ``y_test`` (float32 tensors ``(n, C, p, p)``; measurement noise
+        seeds ``seed + 1``, ``seed + 3``, ``seed + 2``), ``forward`` (the
         :class:`~benchmark_utils.forward.ForwardOperator`) and ``task``.
     """
     noise_level = check_real(noise_level, "noise_level", 0, NOISE_LEVEL_MAX, owner=task)
-    x_train, x_test = make_train_test(
+    x_train, x_val, x_test = make_splits(
         source,
         n_train=n_train,
+        n_val=n_val,
         n_test=n_test,
         patch_size=patch_size,
         grayscale=grayscale,
@@ -108,9 +113,12 @@ def build_task_data(
     )
     y_train = forward.measure(x_train, seed=seed + 1)
     y_test = forward.measure(x_test, seed=seed + 2)
+    y_val = forward.measure(x_val, seed=seed + 3)
     return dict(
         x_train=x_train,
         y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
         x_test=x_test,
         y_test=y_test,
         forward=forward,
@@ -141,7 +149,8 @@ class TaskDataset(BaseDataset):
         try:
             return self._build()
         except (ValueError, TypeError, OSError) as err:
-            data = dict.fromkeys(("x_train", "y_train", "x_test", "y_test", "forward"))
+            keys = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+            data = dict.fromkeys((*keys, "forward"))
             return dict(data, task=self.name, setup_error=err)
 
     def _build(self):
@@ -156,6 +165,7 @@ class TaskDataset(BaseDataset):
             folder=self.folder,
             download=self.download,
             n_train=self.n_train,
+            n_val=self.n_val,
             n_test=self.n_test,
             patch_size=self.patch_size,
             grayscale=self.grayscale,

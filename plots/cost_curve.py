@@ -76,9 +76,10 @@ COUNTERS = {
     "status",
 }
 # Preferred order of the y choices; the first one is the page's default.
-Y_FIRST = ["psnr_test", "value", "psnr_train", "mse_test"]
+Y_FIRST = ["psnr_test", "value", "psnr_train", "psnr_val", "mse_test"]
 Y_LABELS = {
     "psnr_test": "Test PSNR [dB]",
+    "psnr_val": "Validation PSNR [dB]",
     "psnr_train": "Train PSNR [dB]",
     "value": "Train upper-level loss (MSE)",
     "mse_test": "Test MSE",

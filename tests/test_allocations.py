@@ -62,7 +62,11 @@ def _paused(counter, fn):
 
 
 def _lower_level_allocations(n_iter):
-    o = tiny_problem(n_images=3)
+    # a strong prior (FoE's default start is weak enough for a float64 solve
+    # to reach a zero gradient in a dozen steps, which would stop it early)
+    o = tiny_problem(
+        n_images=3, reg_kwargs={"init_weight": 0.1, "init_smoothing": 0.05}
+    )
     theta = o.init_theta(0)
     assert theta.dtype == torch.float64
     idx = torch.arange(3)
@@ -87,7 +91,11 @@ def test_lower_level_allocations_do_not_grow_with_iterations(monkeypatch, chunke
 
 
 def _cg_allocations(n_iter):
-    o = tiny_problem(n_images=3)
+    # a strong prior (FoE's default start is weak enough for a float64 solve
+    # to reach a zero gradient in a dozen steps, which would stop it early)
+    o = tiny_problem(
+        n_images=3, reg_kwargs={"init_weight": 0.1, "init_smoothing": 0.05}
+    )
     theta = o.init_theta(0)
     assert theta.dtype == torch.float64
     idx = torch.arange(3)

@@ -210,9 +210,10 @@ class ConvexRidge(Regulariser):
         correlation of the zero-padded responses with the flipped kernel over
         the H x W image: grad = W^T psi'(W x), P + P' + 6 p; HVP with the
         cached curvature, P + P' + p; building the Hessian, P + 6 p; the mixed
-        product by autograd through one gradient, 2 P + 3 P' + 15 p (the
-        forward, then the input and filter gradients of both correlations but
-        the input gradient of W x).
+        product by autograd through one gradient, 5 P + 15 p (the forward,
+        then the input and filter gradients of both correlations but the
+        input gradient of W x; autograd runs the adjoint as
+        ``conv_transpose2d``, which costs P: ``benchmark_utils.conv_backend``).
         """
         c, h, w = image_shape
         s = self.composite_size
@@ -221,7 +222,7 @@ class ConvexRidge(Regulariser):
         fwd = correlation_flops(self.n_filters, c, s, h_out, w_out)
         adj = correlation_flops(c, self.n_filters, s, h, w)
         resp = float(self.n_filters * h_out * w_out)
-        jvp = 2 * fwd + 3 * adj + 15 * resp
+        jvp = 5 * fwd + 15 * resp
         return {
             "grad": fwd + adj + 6 * resp,
             "hvp": fwd + adj + resp,

@@ -1,0 +1,346 @@
+"""Pick each solver's tuned configuration from a tuning sweep (docs/tuning.md).
+
+Reads the parquet of a ``benchopt run . --config configs/tuning/<task>.yml``
+sweep and writes, for each (task, regulariser), a config file with, for each
+solver, the configuration whose runs have the best median validation PSNR
+(``objective_psnr_val``) at the cost budget:
+
+- a run's score is its last evaluation (the cost budget: every run is
+  compared at the same cost);
+- a run counts only if that evaluation has ``objective_status`` ``"ok"`` or
+  ``"budget"`` (``benchmark_utils.bilevel_solver.STATUS_CODES``), a finite
+  validation PSNR and a cost of at least 95 % of the budget; a configuration
+  with a run that does not count (diverged, stalled, timed out, cut short)
+  is not eligible;
+- a solver is its name and every parameter the sweep does not tune (so
+  ``ISGD[q=0.0]`` and ``ISGD[q=0.5]`` are tuned separately); the tuned
+  parameters are ``--tuned`` (default ``step_size``);
+- the test PSNR is never read.
+
+The files are ``<out>/<task>.yml`` for the FoE regulariser and
+``<out>/<task>-<regulariser>.yml`` for the others; each has a comment header
+naming the source parquet, the protocol and the chosen values, and runs the
+same dataset and objective as the sweep with ``--n-repetitions`` (5)
+repetitions. Each written file is checked with benchopt's own parsing of a
+``--config`` file (:func:`check_config`).
+
+Usage::
+
+    python scripts/tune.py outputs/tuning-denoising.parquet [--out configs/best]
+        [--tuned step_size [other]] [--n-repetitions 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmark_utils.bilevel_solver import FAILED_STATUS, STATUS_CODES  # noqa: E402
+
+#: statuses of a run that ended at the cost budget
+OK_STATUS = tuple(s for s in STATUS_CODES if s not in FAILED_STATUS)
+#: the columns that identify one run
+RUN = ["dataset_name", "objective_name", "solver_name", "idx_rep"]
+#: a counted run's last evaluation is at least this fraction of the budget
+MIN_COST_FRACTION = 0.95
+#: the regulariser whose file is ``<task>.yml``
+DEFAULT_REGULARISER = "foe"
+PROTOCOL = "docs/tuning.md, 'Tuning protocol'"
+_PLAIN = re.compile(r"[A-Za-z0-9_.+-]*")
+
+
+def parse_name(name):
+    """``(base, {param: value})`` of a benchopt name ``base[a=1,b=x]``."""
+    from benchopt.utils.parametrized_name_mixin import _extract_options
+
+    base, args, kwargs = _extract_options(name)
+    if args:
+        raise ValueError(f"unnamed parameters in {name!r}")
+    return base, kwargs
+
+
+def format_value(value):
+    """A parameter value as benchopt's name parser reads it back."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    if text and _PLAIN.fullmatch(text) and text not in ("True", "False", "None"):
+        return text
+    if "'" in text or '"' in text or "=" in text:
+        raise ValueError(f"value {text!r} cannot be written in a benchopt name")
+    return f"'{text}'"
+
+
+def format_name(base, params):
+    """``base[a=1,b=x]`` with the parameters sorted by name."""
+    if not params:
+        return base
+    inner = ",".join(f"{k}={format_value(v)}" for k, v in sorted(params.items()))
+    return f"{base}[{inner}]"
+
+
+def _scalar(value):
+    """A parquet cell as a plain Python value (numpy scalars unwrapped)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def final_rows(df):
+    """The last evaluation (largest ``stop_val``) of each run."""
+    missing = [c for c in RUN + ["stop_val"] if c not in df.columns]
+    if missing:
+        raise ValueError(f"the parquet has no column {missing[0]!r}")
+    df = df.sort_values(RUN + ["stop_val"], kind="stable")
+    return df.groupby(RUN, sort=True, dropna=False).tail(1).reset_index(drop=True)
+
+
+def run_counts(row, budget):
+    """Why the run of a final row does not count, or ``None`` if it counts."""
+    status = row.get("objective_status", "ok")
+    if status not in OK_STATUS:
+        return str(status)
+    psnr = row.get("objective_psnr_val", float("nan"))
+    if psnr is None or not math.isfinite(float(psnr)):
+        return "no validation PSNR"
+    cost = float(row.get("objective_cost", float("nan")))
+    if budget is not None and not cost >= MIN_COST_FRACTION * budget:
+        return "cut short"
+    return None
+
+
+def _budget(objective_name):
+    params = parse_name(objective_name)[1]
+    return float(params["budget"]) if "budget" in params else None
+
+
+def tune(df, tuned=("step_size",)):
+    """Best configuration of each solver of each (task, regulariser).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A benchopt result table (one row per evaluation).
+    tuned : sequence of str
+        The solver parameters the sweep varies.
+
+    Returns
+    -------
+    problems : dict
+        ``{(task, regulariser): problem}`` where ``problem`` has
+        ``dataset`` and ``objective`` (benchopt names) and ``solvers``, a
+        list of dicts with ``solver`` (the variant's name, without the tuned
+        parameters), ``label`` (its short name, :func:`short_labels`),
+        ``chosen`` (the full solver name, or ``None`` when no configuration
+        is eligible), ``values`` (the tuned values),
+        ``median`` (dB), ``n_runs``, ``n_configs`` and ``skipped``
+        (``{configuration name: reasons}`` of the ineligible ones).
+
+    Raises
+    ------
+    ValueError
+        A missing column, or several datasets or objectives for one
+        (task, regulariser) (the sweep is ambiguous).
+    """
+    tuned = tuple(tuned)
+    last = final_rows(df)
+    problems = {}
+    for (dataset, objective), runs in last.groupby(
+        ["dataset_name", "objective_name"], sort=True
+    ):
+        task = parse_name(dataset)[0]
+        reg = parse_name(objective)[1].get("regulariser", DEFAULT_REGULARISER)
+        if (task, reg) in problems:
+            old = problems[(task, reg)]
+            raise ValueError(
+                f"two problems for ({task}, {reg}): {old['dataset']} / "
+                f"{old['objective']} and {dataset} / {objective}; tune one "
+                "sweep at a time"
+            )
+        budget = _budget(objective)
+        variants = {}
+        for name, config_runs in runs.groupby("solver_name", sort=True):
+            base, params = parse_name(name)
+            fixed = {k: v for k, v in params.items() if k not in tuned}
+            key = format_name(base, fixed)
+            reasons = [run_counts(row, budget) for _, row in config_runs.iterrows()]
+            scores = config_runs["objective_psnr_val"].astype(float)
+            variants.setdefault(key, []).append(
+                dict(
+                    name=name,
+                    values={k: params[k] for k in tuned if k in params},
+                    median=float(scores.median()),
+                    n_runs=len(config_runs),
+                    reasons=[r for r in reasons if r is not None],
+                )
+            )
+        labels = short_labels(variants)
+        solvers = []
+        for key, configs in sorted(variants.items()):
+            eligible = [c for c in configs if not c["reasons"]]
+            best = max(eligible, key=lambda c: c["median"], default=None)
+            solvers.append(
+                dict(
+                    solver=key,
+                    label=labels[key],
+                    chosen=None if best is None else best["name"],
+                    values=None if best is None else best["values"],
+                    median=None if best is None else best["median"],
+                    n_runs=None if best is None else best["n_runs"],
+                    n_configs=len(configs),
+                    skipped={
+                        c["name"]: sorted(set(c["reasons"]))
+                        for c in configs
+                        if c["reasons"]
+                    },
+                )
+            )
+        problems[(task, reg)] = dict(
+            dataset=dataset, objective=objective, solvers=solvers
+        )
+    return problems
+
+
+def short_labels(keys):
+    """``{key: label}``: each solver variant named by the base name and only
+    the parameters that tell it from the other variants of that base (e.g.
+    ``ISGD[q=0.0]``)."""
+    parsed = {key: parse_name(key) for key in keys}
+    labels = {}
+    for key, (base, params) in parsed.items():
+        others = [p for b, p in parsed.values() if b == base]
+        varying = {
+            k: v for k, v in params.items() if any(p.get(k) != v for p in others)
+        }
+        labels[key] = format_name(base, varying)
+    return labels
+
+
+def config_path(out, task, regulariser):
+    """``<out>/<task>.yml`` (FoE) or ``<out>/<task>-<regulariser>.yml``."""
+    stem = task if regulariser == DEFAULT_REGULARISER else f"{task}-{regulariser}"
+    return Path(out) / f"{stem}.yml"
+
+
+def _clean_name(name):
+    """A parquet name rewritten by :func:`format_name` (quoting strings)."""
+    base, params = parse_name(name)
+    return format_name(base, {k: _scalar(v) for k, v in params.items()})
+
+
+def render(problem, source, n_repetitions, tuned):
+    """Text of the config file of one (task, regulariser)."""
+    lines = [
+        "# Tuned solvers, written by scripts/tune.py: do not edit by hand.",
+        f"# Source parquet: {source}",
+        f"# Protocol: {PROTOCOL}. For each solver, the",
+        "# configuration with the best median validation PSNR",
+        "# (objective_psnr_val) over its repetitions at the cost budget; tuned",
+        f"# parameters: {', '.join(tuned)}; a run not ending with status",
+        f"# {' or '.join(OK_STATUS)} at the budget makes its configuration",
+        "# ineligible. The test PSNR was not read.",
+        "#   benchopt run . --config <this file>",
+        "#",
+    ]
+    chosen = []
+    for s in problem["solvers"]:
+        if s["chosen"] is None:
+            lines.append(
+                f"# {s['label']}: none of its {s['n_configs']} configurations "
+                "is eligible"
+            )
+            continue
+        values = ", ".join(f"{k}={v!r}" for k, v in s["values"].items())
+        lines.append(
+            f"# {s['label']}: {values}, median psnr_val {s['median']:.2f} dB "
+            f"over {s['n_runs']} runs; {s['n_configs']} configurations, "
+            f"{len(s['skipped'])} ineligible"
+        )
+        chosen.append(_clean_name(s["chosen"]))
+    body = {
+        "n-repetitions": int(n_repetitions),
+        "max-runs": 100,
+        "no-timeout": True,
+        "dataset": [_clean_name(problem["dataset"])],
+        "objective": [_clean_name(problem["objective"])],
+        "solver": chosen,
+    }
+    text = yaml.safe_dump(body, sort_keys=False, width=1000, allow_unicode=True)
+    return "\n".join(lines) + "\n" + text
+
+
+def check_config(path, benchmark_dir=ROOT):
+    """Parse a ``--config`` file as ``benchopt run`` does; raise if invalid.
+
+    The keys must be options of ``benchopt run`` (the mapping of
+    ``benchopt.cli.main._get_run_args``: ``-`` read as ``_``), and the
+    dataset, objective and solver names must be accepted by the benchmark's
+    own pattern checks (unknown classes or parameters raise). Nothing is run.
+
+    Returns
+    -------
+    config : dict
+        The parsed file.
+    """
+    from benchopt.benchmark import Benchmark
+    from benchopt.cli.main import run
+
+    config = yaml.safe_load(Path(path).read_text())
+    options = {p.name for p in run.params}
+    for key in config:
+        if key.replace("-", "_") not in options:
+            raise ValueError(f"{path}: {key!r} is not an option of benchopt run")
+    bench = Benchmark(benchmark_dir)
+    as_list = [
+        v if isinstance(v, list) else [v]
+        for v in (config.get(k) for k in ("dataset", "objective", "solver"))
+    ]
+    datasets, objectives, solvers = as_list
+    for names, check in (
+        (datasets, bench.check_dataset_patterns),
+        (objectives, bench.check_objective_filters),
+        (solvers, bench.check_solver_patterns),
+    ):
+        if names and names != [None]:
+            check(names)
+    return config
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("parquet")
+    parser.add_argument("--out", default=str(ROOT / "configs" / "best"))
+    parser.add_argument("--tuned", nargs="+", default=["step_size"])
+    parser.add_argument("--n-repetitions", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.n_repetitions < 1:
+        parser.error("--n-repetitions must be >= 1")
+    df = pd.read_parquet(args.parquet)
+    problems = tune(df, args.tuned)
+    written = []
+    for (task, reg), problem in problems.items():
+        path = config_path(args.out, task, reg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            render(problem, Path(args.parquet).name, args.n_repetitions, args.tuned)
+        )
+        check_config(path)
+        written.append(path)
+        print(f"{path}:")
+        for s in problem["solvers"]:
+            what = "none eligible" if s["chosen"] is None else s["values"]
+            print(f"  {s['label']}: {what}")
+    return written
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""scripts/tune.py on a hand-made parquet, and the tuning configs.
+
+The table below is written by hand so that every rule of the tuner decides
+one choice (docs/tuning.md, "Tuning protocol"): the median (not the mean),
+the last evaluation (not the best one), the validation PSNR (never the test
+PSNR), diverged and cut-short runs, one choice per solver variant and one
+file per regulariser. The written files and configs/tuning/*.yml are checked
+with benchopt's own parsing of ``--config`` files.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.bench_helpers import benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("tune", ROOT / "scripts" / "tune.py")
+tune = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(tune)
+
+DATASET = "denoising[n_test=2,n_train=4,n_val=2,patch_size=16]"
+BUDGET = 1000
+FOE = f"Bilevel imaging[budget={BUDGET},regulariser=foe]"
+CRR = f"Bilevel imaging[budget={BUDGET},regulariser=crr]"
+
+
+def _run(rows, solver, rep, val, test=20.0, status="ok", objective=FOE, **kw):
+    """Three evaluations of one run; the last one has ``val`` and ``status``.
+
+    The middle evaluation has a validation PSNR above every final one: a
+    tuner that read the best instead of the last evaluation would pick it.
+    """
+    cost = kw.get("cost", BUDGET)
+    for stop, (v, st, c) in enumerate(
+        [(15.0, "ok", 0), (99.0, "ok", cost // 2), (val, status, cost)]
+    ):
+        rows.append(
+            dict(
+                dataset_name=DATASET,
+                objective_name=objective,
+                solver_name=solver,
+                idx_rep=rep,
+                stop_val=stop,
+                objective_status=st,
+                objective_psnr_val=v,
+                objective_psnr_test=test if stop == 2 else 15.0,
+                objective_cost=c,
+            )
+        )
+
+
+def _config(rows, solver, vals, objective=FOE, statuses=None, tests=None, **kw):
+    for rep, val in enumerate(vals):
+        status = statuses[rep] if statuses else "ok"
+        test = tests[rep] if tests else 20.0
+        _run(rows, solver, rep, val, test, status, objective, **kw)
+
+
+def hand_made():
+    rows = []
+    isgd0 = "ISGD[q=0.0,step_size={}]"
+    # step 10: best mean (26.7) and best test PSNR, median 20
+    _config(rows, isgd0.format(10.0), [20.0, 20.0, 40.0], tests=[40.0] * 3)
+    # step 100: best median among the eligible ones (25)
+    _config(rows, isgd0.format(100.0), [25.0, 25.0, 24.0])
+    # step 1000: best median (30) but one run diverged
+    _config(
+        rows, isgd0.format(1000.0), [30.0, 30.0, 1.0], statuses=["ok", "ok", "diverged"]
+    )
+    # step 3000: best median, runs end "budget" (inside a step) except one
+    # that a deadline stopped: ineligible
+    _config(
+        rows, isgd0.format(3000.0), [31.0] * 3, statuses=["budget", "budget", "timeout"]
+    )
+    # ISGD q=0.5 is another solver: tuned on its own runs
+    isgd5 = "ISGD[q=0.5,step_size={}]"
+    _config(rows, isgd5.format(10.0), [22.0] * 3, statuses=["budget"] * 3)
+    _config(rows, isgd5.format(100.0), [21.0] * 3)
+    # SOBA: every configuration has a bad run
+    _config(
+        rows,
+        "SOBA[step_size=0.5]",
+        [23.0, 23.0, 23.0],
+        statuses=["ok", "ok", "stalled"],
+    )
+    _config(rows, "SOBA[step_size=5.0]", [29.0, float("nan"), 29.0])
+    # stocBiO: the best median is cut short before the budget
+    _config(rows, "stocBiO[step_size=100.0]", [28.0] * 3, cost=BUDGET // 2)
+    _config(rows, "stocBiO[step_size=30.0]", [26.0] * 3)
+    # the CRR regulariser is another problem
+    _config(rows, isgd0.format(10.0), [21.0] * 3, objective=CRR)
+    _config(rows, isgd0.format(100.0), [19.0] * 3, objective=CRR)
+    return pd.DataFrame(rows).fillna({"objective_status": "ok"})
+
+
+def _by_solver(problem):
+    return {s["solver"]: s for s in problem["solvers"]}
+
+
+def test_tuner_picks_the_best_median_validation_psnr_of_eligible_configs():
+    problems = tune.tune(hand_made())
+    assert set(problems) == {("denoising", "foe"), ("denoising", "crr")}
+    foe = _by_solver(problems[("denoising", "foe")])
+    assert set(foe) == {"ISGD[q=0.0]", "ISGD[q=0.5]", "SOBA", "stocBiO"}
+    assert foe["ISGD[q=0.0]"]["values"] == {"step_size": 100.0}
+    assert foe["ISGD[q=0.0]"]["median"] == 25.0
+    assert foe["ISGD[q=0.0]"]["n_configs"] == 4
+    assert foe["ISGD[q=0.0]"]["skipped"] == {
+        "ISGD[q=0.0,step_size=1000.0]": ["diverged"],
+        "ISGD[q=0.0,step_size=3000.0]": ["timeout"],
+    }
+    assert foe["ISGD[q=0.5]"]["values"] == {"step_size": 10.0}  # "budget" is ok
+    assert foe["SOBA"]["chosen"] is None
+    assert foe["SOBA"]["skipped"] == {
+        "SOBA[step_size=0.5]": ["stalled"],
+        "SOBA[step_size=5.0]": ["no validation PSNR"],
+    }
+    assert foe["stocBiO"]["values"] == {"step_size": 30.0}
+    assert foe["stocBiO"]["skipped"] == {"stocBiO[step_size=100.0]": ["cut short"]}
+    crr = _by_solver(problems[("denoising", "crr")])
+    assert crr["ISGD[q=0.0]"]["values"] == {"step_size": 10.0}
+
+
+def test_tuner_never_reads_the_test_psnr():
+    df = hand_made()
+    a = tune.tune(df)
+    df["objective_psnr_test"] = -df["objective_psnr_test"]
+    assert tune.tune(df.drop(columns="objective_psnr_test")) == a
+
+
+def test_tuner_refuses_two_problems_for_one_task_and_regulariser():
+    df = hand_made()
+    other = df[df["objective_name"] == FOE].copy()
+    other["objective_name"] = "Bilevel imaging[budget=2000,regulariser=foe]"
+    with pytest.raises(ValueError, match=r"two problems for \(denoising, foe\)"):
+        tune.tune(pd.concat([df, other]))
+    with pytest.raises(ValueError, match="no column 'stop_val'"):
+        tune.tune(df.drop(columns="stop_val"))
+
+
+def test_tuner_writes_configs_that_benchopt_accepts(tmp_path):
+    parquet = tmp_path / "tuning-denoising.parquet"
+    hand_made().to_parquet(parquet)
+    written = tune.main([str(parquet), "--out", str(tmp_path / "best")])
+    assert sorted(p.name for p in written) == ["denoising-crr.yml", "denoising.yml"]
+    text = (tmp_path / "best" / "denoising.yml").read_text()
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert "# Source parquet: tuning-denoising.parquet" in header
+    assert any("Protocol: docs/tuning.md" in line for line in header)
+    assert any(line.startswith("# SOBA: none of its 2") for line in header)
+    assert any(
+        line.startswith("# ISGD[q=0.0]: step_size=100.0, median psnr_val 25.00")
+        for line in header
+    )
+    config = tune.check_config(tmp_path / "best" / "denoising.yml")
+    assert config["n-repetitions"] == 5
+    assert config["dataset"] == [DATASET]
+    assert config["objective"] == [FOE]
+    assert config["solver"] == [
+        "ISGD[q=0.0,step_size=100.0]",
+        "ISGD[q=0.5,step_size=10.0]",
+        "stocBiO[step_size=30.0]",
+    ]
+    crr = tune.check_config(tmp_path / "best" / "denoising-crr.yml")
+    assert crr["solver"] == ["ISGD[q=0.0,step_size=10.0]"]
+
+
+def test_check_config_can_fail(tmp_path):
+    good = {"n-repetitions": 5, "dataset": [DATASET], "solver": ["ISGD[q=0.0]"]}
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({**good, "repetitions": 5}))
+    with pytest.raises(ValueError, match="'repetitions' is not an option"):
+        tune.check_config(path)
+    path.write_text(yaml.safe_dump({**good, "solver": ["ISGD[stepsize=1.0]"]}))
+    with pytest.raises(ValueError, match="stepsize"):
+        tune.check_config(path)
+    path.write_text(yaml.safe_dump({**good, "dataset": ["denoising[n_vals=2]"]}))
+    with pytest.raises(ValueError, match="n_vals"):
+        tune.check_config(path)
+
+
+def test_names_round_trip_through_benchopts_parser():
+    params = {"folder": "/data/my pics, 2024", "n_val": 4, "grayscale": True}
+    params |= {"source": "folder", "noise_level": 25.0, "device": None}
+    name = tune.format_name("denoising", params)
+    assert tune.parse_name(name) == ("denoising", params)
+    with pytest.raises(ValueError, match="cannot be written"):
+        tune.format_value("a=b")
+
+
+@pytest.mark.parametrize("task", ["denoising", "deblurring", "inpainting"])
+def test_tuning_configs_give_every_solver_the_same_grid(task):
+    path = ROOT / "configs" / "tuning" / f"{task}.yml"
+    config = tune.check_config(path)
+    assert config["n-repetitions"] >= 3
+    assert config["dataset"] == [task]
+    assert config["objective"][0].startswith("Bilevel imaging[regulariser=foe,")
+    defaults = {s.name: s.parameters["step_size"][0] for s in benchmark().get_solvers()}
+    solvers = [tune.parse_name(s) for s in config["solver"]]
+    assert sorted(b for b, _ in solvers) == sorted([*defaults, "ISGD"])
+    for base, params in solvers:
+        steps = params.pop("step_size")
+        assert set(params) <= {"q"}, base  # one fixed variant parameter at most
+        assert len(steps) == 7 and steps == sorted(steps), base
+        assert steps[-1] / steps[0] == pytest.approx(1000.0)  # 3 decades
+        assert steps[3] == defaults[base]  # centred on the class default
+        ratios = [b / a for a, b in zip(steps, steps[1:], strict=False)]
+        assert all(2.99 <= r <= 3.34 for r in ratios), base  # ~half decades
+    assert [p.get("q") for b, p in solvers if b == "ISGD"] == [0.0, 0.5]
+
+
+def test_short_labels_keep_only_what_tells_variants_apart():
+    keys = [
+        "ISGD[batch_size=4,q=0.0]",
+        "ISGD[batch_size=4,q=0.5]",
+        "SOBA[batch_size=4]",
+    ]
+    assert tune.short_labels(keys) == {
+        keys[0]: "ISGD[q=0.0]",
+        keys[1]: "ISGD[q=0.5]",
+        keys[2]: "SOBA",
+    }
