@@ -9,6 +9,8 @@
 - ``n_threads`` sets torch's thread count and refuses bad values.
 """
 
+import sys
+
 import pytest
 import torch
 from bench_helpers import (
@@ -40,6 +42,11 @@ def _rows(objective, solver, n_callbacks=10, results=None):
 
     solver.run(callback)
     return rows
+
+
+def _cache(objective):
+    """The INIT_CACHE of the module benchopt loaded the objective class from."""
+    return sys.modules[type(objective).__module__].INIT_CACHE
 
 
 def _uncached(objective, results):
@@ -102,9 +109,47 @@ def test_cached_first_evaluation_is_exact(task):
         for row, cols in zip(rows, _uncached(fresh, results), strict=True):
             assert {key: row[key] for key in cols} == cols
     # the cache keeps its own copies of the warm starts
-    cache = objective._init_eval
+    cache = _cache(objective)[objective._eval_key]
     for which, x in cache["memory"].items():
         assert x.data_ptr() != objective._memory[which].x.data_ptr()
+
+
+def test_cache_is_shared_by_equal_objectives_only():
+    """benchopt pickles the objective for every run: a new instance with the
+    same data and parameters replays theta0; other data or parameters do not."""
+    first, solver = setup_run(
+        "ISGD", dataset_name="denoising", dataset_params=SMALL, objective_params=OBJ
+    )
+    _cache(first).clear()
+    _rows(first, solver, n_callbacks=1)
+    same, _ = setup_run(
+        "ISGD", dataset_name="denoising", dataset_params=SMALL, objective_params=OBJ
+    )
+    assert same._eval_key == first._eval_key and len(_cache(first)) == 1
+    others = [
+        dict(dataset_params={**SMALL, "noise_level": 20.0}),
+        dict(objective_params={**OBJ, "eval_tol": 2e-4}),
+        dict(objective_params={**OBJ, "mu": 0.01}),
+        dict(objective_params={**OBJ, "n_filters": 3}),
+        dict(dataset_name="inpainting"),
+    ]
+    for change in others:
+        args = dict(
+            dataset_name="denoising", dataset_params=SMALL, objective_params=OBJ
+        )
+        args.update(change)
+        other, _ = setup_run("ISGD", **args)
+        assert other._eval_key != first._eval_key, change
+    calls = {"n": 0}
+    evaluate = same._evaluate
+
+    def counted(theta):
+        calls["n"] += 1
+        return evaluate(theta)
+
+    same._evaluate = counted
+    row = same.evaluate_result(**same.get_one_result())
+    assert calls["n"] == 0 and row["psnr_test"] == row["psnr_test_init"]
 
 
 def test_reference_columns():
@@ -139,7 +184,7 @@ def test_init_reference_without_a_first_evaluation():
     row = objective.evaluate_result(**result)
     assert row["psnr_test_init"] == init
     assert objective._memory["test"].x.data_ptr() != (
-        objective._init_eval["memory"]["test"].data_ptr()
+        _cache(objective)[objective._eval_key]["memory"]["test"].data_ptr()
     )
 
 
