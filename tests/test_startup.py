@@ -78,3 +78,67 @@ def test_benchmark_modules_import_no_heavy_package(steps):
 def test_benchmark_modules_list_is_complete():
     """A new solver file is covered (the list is built from solvers/)."""
     assert len([m for m in MODULES if m.startswith("solvers.")]) >= 8
+
+
+# -- scripts/run_times.py ---------------------------------------------------
+def _run_times():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import run_times
+    finally:
+        sys.path.pop(0)
+    return run_times
+
+
+def _cell(task, solver, seconds, status="budget", eval_seconds=1.0):
+    return dict(
+        task=task,
+        solver=solver,
+        rep=0,
+        seconds=seconds,
+        eval_seconds=eval_seconds,
+        status=status,
+    )
+
+
+def test_run_times_goals_and_timeouts():
+    rt = _run_times()
+    cells = [
+        _cell("denoising", "ISGD[batch_size=4,q=0.5,step_size=100.0]", 4.0),
+        _cell("inpainting", "AmIGO[batch_size=4]", 19.0, eval_seconds=3.0),
+    ]
+    res = rt.summary("default", cells, wall=250.0)
+    assert res["ok"] and res["slowest"]["solver"].startswith("AmIGO")
+    assert res["share"] == pytest.approx(4.0 / 23.0)
+    assert rt.short(cells[0]["solver"]) == "ISGD q=0.5"
+    # a cell over 20 s, a timeout, a run over 300 s: each fails the goals
+    assert not rt.summary("default", [*cells, _cell("d", "BSA", 21.0)], 250.0)["ok"]
+    timed_out = _cell("d", "SOBA", 5.0, status="timeout")
+    res = rt.summary("default", [*cells, timed_out], 250.0)
+    assert not res["ok"] and res["timeouts"] == [timed_out]
+    assert not rt.summary("default", cells, wall=301.0)["ok"]
+    # quick has no per-cell goal, 60 s for the run
+    assert rt.summary("quick", [_cell("d", "BSA", 30.0)], wall=59.0)["ok"]
+    assert not rt.summary("quick", [_cell("d", "BSA", 3.0)], wall=61.0)["ok"]
+
+
+def test_run_times_rewrites_only_its_readme_block(tmp_path):
+    rt = _run_times()
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"intro\n{rt.START}\nold text\n- `benchopt run . --config configs/quick.yml`:"
+        f" 50 s wall\n{rt.END}\nrest\n",
+        encoding="utf-8",
+    )
+    res = rt.summary("default", [_cell("denoising", "MAID", 3.0)], wall=200.0)
+    rt.write_readme([res], readme)
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("intro\n") and text.endswith(f"{rt.END}\nrest\n")
+    assert "old text" not in text
+    assert "- `benchopt run .`: 200 s wall for 1 cells" in text
+    assert "no cell timed out" in text
+    assert "configs/quick.yml`: 50 s wall" in text  # the run not measured stays
+    unmarked = tmp_path / "unmarked.md"
+    unmarked.write_text("no block\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="run-times"):
+        rt.write_readme([res], unmarked)
