@@ -54,7 +54,9 @@ CELL = ["dataset_name", "objective_name", "solver_name", "idx_rep"]
 
 def run_benchopt(name):
     """Run ``benchopt run .`` for ``name``; return (result file, wall seconds)."""
-    out_name = f"run_times_{name}"
+    # a unique name: benchopt appends _1, _2, ... to a name already taken
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%Hh%Mm%Ss")
+    out_name = f"run_times_{name}_{stamp}"
     cmd = [sys.executable, "-m", "benchopt", "run", ".", "--no-cache", "--no-plot"]
     cmd += RUNS[name] + ["--output", out_name]
     print("$", " ".join(cmd[1:]), flush=True)
@@ -142,7 +144,7 @@ def print_report(name, cells, res):
     )
 
 
-def readme_block(results, old=""):
+def readme_block(results, old="", note="other work possibly running"):
     """Markdown of the README block (between START and END).
 
     A run not measured this time keeps its line from ``old``, the block's
@@ -154,7 +156,7 @@ def readme_block(results, old=""):
         START,
         f"Measured on {today} by `python scripts/run_times.py --readme` on a "
         f"{os.cpu_count()}-core CPU (OMP_NUM_THREADS {threads}; the objective's "
-        "`n_threads=1` sets torch's threads), other work possibly running:",
+        f"`n_threads=1` sets torch's threads), {note}:",
         "",
     ]
     bullets = {}
@@ -180,14 +182,16 @@ def readme_block(results, old=""):
     return "\n".join(lines)
 
 
-def write_readme(results, readme=ROOT / "README.md"):
+def write_readme(results, readme=ROOT / "README.md", note=None):
     """Replace the marked block of ``readme`` with the numbers of ``results``."""
     text = readme.read_text(encoding="utf-8")
     if START not in text or END not in text:
         raise SystemExit(f"{readme} has no {START} ... {END} block")
     head, rest = text.split(START, 1)
     old, tail = rest.split(END, 1)
-    readme.write_text(head + readme_block(results, old) + tail, encoding="utf-8")
+    kwargs = {} if note is None else {"note": note}
+    block = readme_block(results, old, **kwargs)
+    readme.write_text(head + block + tail, encoding="utf-8")
 
 
 def parse_read(spec):
@@ -213,6 +217,9 @@ def main(argv=None):
     parser.add_argument(
         "--readme", action="store_true", help="rewrite README.md's run-times block"
     )
+    parser.add_argument(
+        "--note", help="how loaded the machine was, for the README (e.g. 'load 3')"
+    )
     args = parser.parse_args(argv)
     given = {name: (path, wall) for name, path, wall in args.read}
     names = [args.only] if args.only else list(RUNS)
@@ -224,7 +231,7 @@ def main(argv=None):
         print_report(name, cells, res)
         results.append(res)
     if args.readme:
-        write_readme(results)
+        write_readme(results, note=args.note)
         print("\nREADME.md run-times block rewritten")
     return 0 if all(r["ok"] for r in results) else 1
 
