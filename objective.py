@@ -13,12 +13,13 @@ level accurately (gradient norm <= eval_tol * sqrt(d), warm-started from the
 previous evaluation of the same run) on the training and test images with its
 own oracles, whose calls are never counted as solver cost. The evaluation at
 theta0 is the same for every solver and repetition of a cell (same theta, same
-cold start), so it is computed once per :meth:`Objective.set_data` and reused,
-with the warm starts it leaves (README "Evaluation cost").
+cold start), so it is computed once per cell and process (:data:`INIT_CACHE`)
+and replayed with the warm starts it leaves (docs/report.md "Evaluation
+cost").
 
 Start-up: this module imports neither deepinv nor matplotlib (the PSNR is
-computed here, :func:`psnr`), so a solver process pays only for torch and
-benchopt (README "Run times").
+computed here, :func:`psnr`); torch and benchopt are what a solver process
+pays for (``tests/test_startup.py``).
 """
 
 import hashlib
@@ -48,7 +49,7 @@ EVAL_CHUNK = 64
 #: changes an unflagged row; a solve that reaches it is counted in
 #: ``eval_cap_hits`` (the row is approximate). At 20,000 one evaluation of an
 #: ill-conditioned theta took 150 s (AmIGO on default inpainting, 7 images at
-#: the cap), which made the cell time out (README "Run times").
+#: the cap), which made the cell time out (README "Quick start").
 EVAL_MAX_ITER = 2_000
 N_IMAGES_SHOWN = 4
 # Parameter ranges (docs/cli.md). The budget counts lower-level gradients per
