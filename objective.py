@@ -14,16 +14,25 @@ previous evaluation of the same run) on the training and test images with its
 own oracles, whose calls are never counted as solver cost. It solves the
 validation images the same way and reports their PSNR as ``psnr_val``: the
 only score a tuning protocol or stopping rule may use (``docs/tuning.md``);
-``psnr_test`` is reported, never chosen on (``docs/data.md``).
+``psnr_test`` is reported, never chosen on (``docs/data.md``). The evaluation at
+theta0 is the same for every solver and repetition of a cell (same theta, same
+cold start), so it is computed once per cell and process (:data:`INIT_CACHE`)
+and replayed with the warm starts it leaves (docs/report.md "Evaluation
+cost").
+
+Start-up: this module imports neither deepinv nor matplotlib (the PSNR is
+computed here, :func:`psnr`); torch and benchopt are what a solver process
+pays for (``tests/test_startup.py``).
 """
 
 import hashlib
 import math
+import os
 import re
+import time
 import warnings
 from pathlib import Path
 
-import deepinv as dinv
 import numpy as np
 import torch
 from benchopt import BaseObjective
@@ -38,6 +47,13 @@ from benchmark_utils.regularisers import REGULARISERS, make_regulariser
 from benchmark_utils.validation import check_choice, check_int, check_real
 
 EVAL_CHUNK = 64
+#: iteration cap of an evaluation solve. The default problems' evaluations
+#: take 30-250 iterations (cold starts at theta0 included), so the cap never
+#: changes an unflagged row; a solve that reaches it is counted in
+#: ``eval_cap_hits`` (the row is approximate). At 20,000 one evaluation of an
+#: ill-conditioned theta took 150 s (AmIGO on default inpainting, 7 images at
+#: the cap), which made the cell time out (README "Quick start").
+EVAL_MAX_ITER = 2_000
 N_IMAGES_SHOWN = 4
 # Parameter ranges (docs/cli.md). The budget counts lower-level gradients per
 # image: 10^9 is ~2,500 times the largest study config (400,000) and keeps the
@@ -52,6 +68,61 @@ MAX_BUDGET = 10**9
 MAX_N_FILTERS = 1024
 EVAL_TOL = (1e-5, 1e-3)
 DEVICES = "'auto', 'cpu' or 'cuda[:N]' (also spelt cuda-N)"
+#: torch's own intra-op thread count in this process, before any objective
+#: changed it (what ``n_threads='auto'`` restores)
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+#: first evaluations (theta0, cold starts) of the last cells of this process,
+#: keyed by :meth:`Objective._eval_key`: benchopt pickles the objective for
+#: every run, so the cache cannot live on the instance
+INIT_CACHE = {}
+INIT_CACHE_SIZE = 4
+
+
+def check_threads(n_threads, owner=""):
+    """Return the number of torch threads asked by ``n_threads``.
+
+    ``n_threads`` is an integer from 1 to the number of CPU cores, or
+    ``'auto'``: torch's default (``OMP_NUM_THREADS`` when set, else one per
+    core), :data:`TORCH_DEFAULT_THREADS`. The benchmark's default is 1
+    (README "Threads"): the images are small, and torch's threads then fight
+    for the cores of a shared CPU (22 of 27 default cells timed out without
+    ``OMP_NUM_THREADS=1`` on a loaded 2-core machine, issue 15).
+    """
+    if n_threads == "auto":
+        return TORCH_DEFAULT_THREADS
+    n_cores = os.cpu_count() or 1
+    if isinstance(n_threads, str):
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(
+            f"{prefix}parameter n_threads={n_threads!r} is invalid; allowed: "
+            f"'auto' or an integer in [1, {n_cores}] (the number of CPU cores)"
+        )
+    return check_int(
+        n_threads, "n_threads", 1, n_cores, owner, high_label="the number of CPU cores"
+    )
+
+
+def psnr(x, clean):
+    """Per-image PSNR in dB of ``x`` against ``clean`` (``docs/maths.md`` (1.5)).
+
+    The formula of ``deepinv.metric.PSNR(max_pixel=1.0)``, bit for bit
+    (``-10 log10(MSE + 1e-8)`` for images in [0, 1], the MSE over C, H, W;
+    ``tests/test_evaluation.py`` compares them), without importing deepinv,
+    which takes seconds and is not needed by a solver process.
+
+    Parameters
+    ----------
+    x, clean : torch.Tensor
+        Images of shape ``(B, C, H, W)``; callers clamp ``x`` to [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(B,)``.
+    """
+    with torch.no_grad():
+        mse = (x - clean).abs().pow(2).mean(dim=tuple(range(1, x.ndim)))
+        return -10.0 * torch.log10(mse / 1.0**2 + 1e-8)
 
 
 def check_mu(mu, forward, task, owner=""):
@@ -167,6 +238,7 @@ class Objective(BaseObjective):
         "n_checkpoints": [12],
         "eval_tol": [1e-4],
         "device": ["auto"],
+        "n_threads": [1],
     }
     test_config = {
         "budget": 400,
@@ -205,6 +277,7 @@ class Objective(BaseObjective):
         :meth:`benchmark_utils.tasks.TaskDataset.get_data`).
         """
         self._setup_error = None
+        self._eval_key = None
         if setup_error is not None:
             self._setup_error = (setup_error, setup_error.__traceback__)
             return
@@ -228,6 +301,9 @@ class Objective(BaseObjective):
             self.n_checkpoints, "n_checkpoints", 1, 1000, own
         )
         self._eval_tol = check_real(self.eval_tol, "eval_tol", *EVAL_TOL, owner=own)
+        # before any tensor work: set_data runs in every process that runs a
+        # cell (benchopt's main process and each -j worker)
+        torch.set_num_threads(check_threads(self.n_threads, own))
         self.task = task
         self.dev = check_device(self.device, own)
         fwd = forward.to(self.dev)
@@ -252,14 +328,24 @@ class Objective(BaseObjective):
             "test": CountedOracles(self.reg, fwd, self.x_test, self.y_test, mu),
         }
         self._memory = {}
-        self._psnr = dinv.metric.PSNR(max_pixel=1.0)
+        self._psnr = psnr
+        self._eval_key = self._evaluation_key(fwd)
+        # reference level of the report (plots/cost_curve.py): the test PSNR
+        # of the measurements themselves, clamped to [0, 1] like the
+        # reconstructions; for deblurring and inpainting y is the blurred or
+        # masked image (removed pixels hold noise only)
+        self._psnr_measurement = float(
+            psnr(self.y_test.clamp(0, 1), self.x_test).mean()
+        )
 
     def _set_val(self, x_val, y_val, forward):
         """Validation images and their evaluation oracles (``docs/data.md``)."""
         self.x_val, self.y_val = x_val.to(device=self.dev), y_val.to(device=self.dev)
+        fwd = forward.to(self.dev)
         self._eval["val"] = CountedOracles(
-            self.reg, forward.to(self.dev), self.x_val, self.y_val, self._mu
+            self.reg, fwd, self.x_val, self.y_val, self._mu
         )
+        self._eval_key = self._evaluation_key(fwd)  # the cache sees them too
 
     def _get_state(self):
         return {"benchmark_utils": UTILS_DIGEST}
@@ -297,6 +383,39 @@ class Objective(BaseObjective):
         )
 
     # -- evaluation ---------------------------------------------------------
+    def _evaluation_key(self, fwd):
+        """Digest of everything an evaluation depends on besides theta.
+
+        The data (clean images and measurements, train and test), the
+        operator (task, shape, noise, blur kernel or mask), the regulariser,
+        mu, eval_tol, the device and the dtype: two objectives with the same
+        key give bit-identical evaluations of the same theta.
+        """
+        md5 = hashlib.md5()
+        data = [self.x_train, self.y_train, self.x_test, self.y_test]
+        data += [getattr(self, n) for n in ("x_val", "y_val") if hasattr(self, n)]
+        for t in data:
+            md5.update(t.detach().cpu().contiguous().numpy().tobytes())
+        for t in (fwd.kernel, fwd.mask):
+            if t is not None:
+                md5.update(t.detach().cpu().contiguous().numpy().tobytes())
+        md5.update(
+            repr(
+                (
+                    repr(fwd),
+                    self.regulariser,
+                    self._n_filters,
+                    self._kernel_size,
+                    self._mu,
+                    self._eval_tol,
+                    str(self.dev),
+                    str(self.x_train.dtype),
+                    EVAL_CHUNK,
+                )
+            ).encode()
+        )
+        return md5.hexdigest()
+
     def _metrics(self, which, theta):
         """MSE and PSNR of accurate lower-level solutions on the train or test set.
 
@@ -315,7 +434,7 @@ class Objective(BaseObjective):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 res = solve_lower_level(
-                    oracles, theta, memory.get_x(idx), idx, tol, max_iter=20_000
+                    oracles, theta, memory.get_x(idx), idx, tol, max_iter=EVAL_MAX_ITER
                 )
             n_cap += res.hit_cap
             memory.set_x(idx, res.x)
@@ -325,26 +444,106 @@ class Objective(BaseObjective):
         mse, psnr = torch.cat(mse), torch.cat(psnr)
         return float(mse.mean()), float(psnr.mean()), n_cap, memory.x
 
+    def _evaluate(self, theta):
+        """Metric columns of ``theta`` from the current warm starts.
+
+        Returns the columns ``value`` (training MSE), ``psnr_train``,
+        ``psnr_val``, ``psnr_test``, ``mse_test`` and ``eval_cap_hits``, and the test
+        reconstructions (None for a non-finite theta, whose metrics are NaN).
+        """
+        if not bool(torch.isfinite(theta).all()):
+            nan = float("nan")
+            cols = dict(
+                value=nan, psnr_train=nan, psnr_val=nan, psnr_test=nan, mse_test=nan
+            )
+            return dict(cols, eval_cap_hits=0), None
+        mse_train, psnr_train, cap_train, _ = self._metrics("train", theta)
+        _, psnr_val, cap_val, _ = self._metrics("val", theta)
+        mse_test, psnr_test, cap_test, x_test = self._metrics("test", theta)
+        cols = dict(
+            value=mse_train,
+            psnr_train=psnr_train,
+            psnr_val=psnr_val,
+            psnr_test=psnr_test,
+            mse_test=mse_test,
+            eval_cap_hits=cap_train + cap_val + cap_test,
+        )
+        return cols, x_test
+
+    def _evaluate_init(self, theta):
+        """Metrics of a run's first evaluation, at ``theta`` from cold starts.
+
+        Every solver and repetition of a cell starts from the same theta0, and
+        a first evaluation starts from the same cold warm starts (A^T y), so
+        its result is computed once per cell and process (:data:`INIT_CACHE`,
+        keyed by the data, operator and parameters, :meth:`_evaluation_key`)
+        and replayed: the metrics and the warm starts it leaves are bit for
+        bit those of a fresh computation (``tests/test_evaluation.py``). A
+        different theta (a hand-made call) is computed and replaces it.
+
+        Leaves ``self._memory`` as that evaluation leaves it and returns the
+        columns of :meth:`_evaluate` and the test reconstructions.
+        """
+        cache = INIT_CACHE.get(self._eval_key)
+        if cache is None or not torch.equal(cache["theta"], theta):
+            self._memory = {}
+            cols, _ = self._evaluate(theta)
+            kept = {which: mem.x.clone() for which, mem in self._memory.items()}
+            cache = dict(theta=theta.clone(), cols=cols, memory=kept)
+            INIT_CACHE.pop(self._eval_key, None)
+            INIT_CACHE[self._eval_key] = cache
+            while len(INIT_CACHE) > INIT_CACHE_SIZE:
+                INIT_CACHE.pop(next(iter(INIT_CACHE)))
+        self._memory = {}
+        for which, x in cache["memory"].items():
+            memory = ImageMemory(self._eval[which])
+            memory.x = x.clone()
+            self._memory[which] = memory
+        recon = self._memory["test"].x if "test" in self._memory else None
+        return dict(cache["cols"]), recon
+
+    def _init_psnr_test(self):
+        """Test PSNR at the objective's theta0 (a reference line of the report).
+
+        Read from the cached first evaluation; computed (without touching the
+        current run's warm starts) when no run has evaluated theta0 yet.
+        """
+        theta0 = self.theta0.to(device=self.dev, dtype=self.x_train.dtype)
+        cache = INIT_CACHE.get(self._eval_key)
+        if cache is None or not torch.equal(cache["theta"], theta0):
+            current = self._memory
+            self._evaluate_init(theta0)
+            self._memory = current
+        return INIT_CACHE[self._eval_key]["cols"]["psnr_test"]
+
     def evaluate_result(self, theta, n_outer, diverged, info, **counters):
+        """One row of the result file (README "Reading the report").
+
+        Besides the metrics and counters, every row carries two constant
+        reference columns drawn by ``plots/cost_curve.py``:
+        ``psnr_test_measurement`` (mean test PSNR of the measurements y,
+        clamped to [0, 1]) and ``psnr_test_init`` (test PSNR at theta0).
+        The wall time spent here since the run started is kept for
+        :meth:`save_final_results` (not a column: the rows stay identical
+        between runs of the same seed).
+        """
+        start = time.perf_counter()
+        if n_outer == 0 and all(int(counters[n]) == 0 for n in COUNTER_NAMES):
+            self._eval_seconds = 0.0  # a new run
+        theta = theta.to(device=self.dev, dtype=self.x_train.dtype)
         if n_outer == 0:
             # a new run: evaluation warm starts never leak between runs
-            self._memory = {}
-        theta = theta.to(device=self.dev, dtype=self.x_train.dtype)
-        out = {}
-        if bool(torch.isfinite(theta).all()):
-            mse_train, psnr_train, cap_train, _ = self._metrics("train", theta)
-            _, psnr_val, cap_val, _ = self._metrics("val", theta)
-            mse_test, psnr_test, cap_test, x_test = self._metrics("test", theta)
+            cols, x_test = self._evaluate_init(theta)
         else:
-            mse_train = mse_test = psnr_train = psnr_test = float("nan")
-            psnr_val = float("nan")
-            cap_train = cap_test = cap_val = 0
-            x_test = None
-        out["value"] = mse_train
-        out["psnr_train"] = psnr_train
-        out["psnr_val"] = psnr_val
-        out["psnr_test"] = psnr_test
-        out["mse_test"] = mse_test
+            cols, x_test = self._evaluate(theta)
+        out = {}
+        out["value"] = cols["value"]
+        out["psnr_train"] = cols["psnr_train"]
+        out["psnr_val"] = cols["psnr_val"]
+        out["psnr_test"] = cols["psnr_test"]
+        out["mse_test"] = cols["mse_test"]
+        out["psnr_test_measurement"] = self._psnr_measurement
+        out["psnr_test_init"] = self._init_psnr_test()
         for name in COUNTER_NAMES:
             out[name] = int(counters[name])
         out["cost"] = out["ll_grad"] + out["hvp"]
@@ -353,10 +552,12 @@ class Objective(BaseObjective):
         out["n_outer"] = int(n_outer)
         out["diverged"] = int(diverged)
         out["status"] = str(counters.get("status", "ok"))
-        out["eval_cap_hits"] = cap_train + cap_val + cap_test
+        out["eval_cap_hits"] = cols["eval_cap_hits"]
         for key, val in (info or {}).items():
             out[key] = float(val)
         self._last_test_recon = x_test
+        self._eval_seconds = getattr(self, "_eval_seconds", 0.0)
+        self._eval_seconds += time.perf_counter() - start
         return out
 
     def get_one_result(self):
@@ -365,7 +566,13 @@ class Objective(BaseObjective):
         return dict(theta=self.theta0.cpu(), n_outer=0, diverged=0, info={}, **zeros)
 
     def save_final_results(self, theta, **kwargs):
-        """Final theta, filters and a few test reconstructions (for the plots)."""
+        """Final theta, filters and a few test reconstructions (for the plots).
+
+        Also ``eval_seconds``: the wall time the run spent in
+        :meth:`evaluate_result`, which benchopt's ``time`` column leaves out;
+        a cell's wall time is about its last ``time`` plus ``eval_seconds``
+        (``scripts/run_times.py``).
+        """
         n = min(N_IMAGES_SHOWN, self.x_test.shape[0])
         recon = getattr(self, "_last_test_recon", None)
         theta = theta.detach().cpu()
@@ -373,6 +580,7 @@ class Objective(BaseObjective):
             "theta": theta.numpy().astype(np.float32),
             "clean": self.x_test[:n].cpu().numpy().astype(np.float32),
             "measured": self.y_test[:n].cpu().numpy().astype(np.float32),
+            "eval_seconds": float(getattr(self, "_eval_seconds", 0.0)),
         }
         if recon is not None:
             out["reconstructed"] = recon[:n].cpu().numpy().astype(np.float32)
