@@ -207,7 +207,9 @@ def test_tuning_configs_give_every_solver_the_same_grid(task):
         assert set(params) <= {"q"}, base  # one fixed variant parameter at most
         assert len(steps) == 7 and steps == sorted(steps), base
         assert steps[-1] / steps[0] == pytest.approx(1000.0)  # 3 decades
-        assert steps[3] == defaults[base]  # centred on the class default
+        # centred on the defaults before tuning; the class default is now the
+        # tuned value, one of the grid's (configs/best/denoising.yml)
+        assert defaults[base] in steps, base
         ratios = [b / a for a, b in zip(steps, steps[1:], strict=False)]
         assert all(2.99 <= r <= 3.34 for r in ratios), base  # ~half decades
     assert [p.get("q") for b, p in solvers if b == "ISGD"] == [0.0, 0.5]

@@ -202,6 +202,34 @@ class ConvexRidge(Regulariser):
 
         return HessianOperator(apply)
 
+    def mixed(self, x, theta, q, per_image=False):
+        """grad_theta <grad_x R_theta(x_i), q_i> without the adjoint pass.
+
+        Since <W'^T psi'(W x), q> = <psi'(W x), W' q> (the pair of
+        :meth:`_slope`), autograd differentiates the right-hand side: the
+        passes W x and W' q, then their kernel gradients only (x and q are
+        constants): 4 correlations instead of the 5 of a backward pass
+        through :meth:`grad` (``docs/maths.md`` section 3.3). Batch sum (P,)
+        or, with ``per_image``, (B, P) by ``torch.func.vmap``.
+        """
+        theta, x, q = theta.detach(), x.detach(), q.detach()
+
+        def inner(th, xb, qb):
+            kernel, weights, eps = self._parts(th)
+            field, kernel_t = self._slope(self._conv(xb, kernel), kernel, weights, eps)
+            return (field * self._conv(qb, kernel_t)).sum()
+
+        if not per_image:
+            with torch.enable_grad():
+                th = theta.clone().requires_grad_(True)
+                (g,) = torch.autograd.grad(inner(th, x, q), th)
+            return g
+
+        def one(th, xi, qi):
+            return inner(th, xi[None], qi[None])
+
+        return torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))(theta, x, q)
+
     def work_flops(self, image_shape):
         """Convolution counts (:mod:`~benchmark_utils.work`) of the composite W.
 
@@ -210,10 +238,8 @@ class ConvexRidge(Regulariser):
         correlation of the zero-padded responses with the flipped kernel over
         the H x W image: grad = W^T psi'(W x), P + P' + 6 p; HVP with the
         cached curvature, P + P' + p; building the Hessian, P + 6 p; the mixed
-        product by autograd through one gradient, 5 P + 15 p (the forward,
-        then the input and filter gradients of both correlations but the
-        input gradient of W x; autograd runs the adjoint as
-        ``conv_transpose2d``, which costs P: ``benchmark_utils.conv_backend``).
+        product (:meth:`mixed`), W x and W' q and the kernel gradient of
+        each, 4 P + 15 p.
         """
         c, h, w = image_shape
         s = self.composite_size
@@ -222,7 +248,7 @@ class ConvexRidge(Regulariser):
         fwd = correlation_flops(self.n_filters, c, s, h_out, w_out)
         adj = correlation_flops(c, self.n_filters, s, h, w)
         resp = float(self.n_filters * h_out * w_out)
-        jvp = 5 * fwd + 15 * resp
+        jvp = 4 * fwd + 15 * resp
         return {
             "grad": fwd + adj + 6 * resp,
             "hvp": fwd + adj + resp,
