@@ -315,23 +315,92 @@ def check_config(path, benchmark_dir=ROOT):
     return config
 
 
+def joint_defaults(df, tuned=("step_size",)):
+    """One class default per solver for several tasks' sweeps at once.
+
+    A configuration (solver variant and tuned values) is a candidate when it
+    is eligible (the rules of :func:`tune`) on every task of ``df``; its
+    regret on a task is the task's best eligible median validation PSNR
+    minus its own, and the default is the candidate with the smallest mean
+    regret over the tasks (ties: the smaller value). Test PSNRs are not
+    read.
+
+    Returns
+    -------
+    dict
+        ``{variant name: (values, mean regret in dB)}``; ``(None, None)``
+        when no configuration is eligible on every task.
+    """
+    tuned = tuple(tuned)
+    last = final_rows(df)
+    scores = {}  # variant -> values -> {task: median or None (ineligible)}
+    best = {}  # (variant, task) -> best eligible median
+    for (dataset, objective), runs in last.groupby(["dataset_name", "objective_name"]):
+        task = parse_name(dataset)[0]
+        budget = _budget(objective)
+        for name, config_runs in runs.groupby("solver_name"):
+            base, params = parse_name(name)
+            key = format_name(base, {k: v for k, v in params.items() if k not in tuned})
+            values = tuple((k, params[k]) for k in tuned if k in params)
+            ok = all(run_counts(r, budget) is None for _, r in config_runs.iterrows())
+            median = float(config_runs["objective_psnr_val"].astype(float).median())
+            scores.setdefault(key, {}).setdefault(values, {})[task] = (
+                median if ok else None
+            )
+            if ok:
+                best[(key, task)] = max(best.get((key, task), -float("inf")), median)
+    tasks = sorted({parse_name(d)[0] for d in last["dataset_name"]})
+    out = {}
+    for key, configs in sorted(scores.items()):
+        candidates = []
+        for values, per_task in configs.items():
+            if any(per_task.get(t) is None for t in tasks):
+                continue
+            regret = sum(best[(key, t)] - per_task[t] for t in tasks) / len(tasks)
+            candidates.append((regret, values))
+        if not candidates:
+            out[key] = (None, None)
+            continue
+        regret, values = min(candidates, key=lambda c: (c[0], c[1]))
+        out[key] = (dict(values), regret)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("parquet")
+    parser.add_argument("parquet", nargs="+")
     parser.add_argument("--out", default=str(ROOT / "configs" / "best"))
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="print one class default per solver for all the sweeps given "
+        "(smallest mean validation regret among the configurations eligible "
+        "on every task), write nothing",
+    )
     parser.add_argument("--tuned", nargs="+", default=["step_size"])
     parser.add_argument("--n-repetitions", type=int, default=5)
     args = parser.parse_args(argv)
     if args.n_repetitions < 1:
         parser.error("--n-repetitions must be >= 1")
-    df = pd.read_parquet(args.parquet)
+    df = pd.concat([pd.read_parquet(p) for p in args.parquet], ignore_index=True)
+    if args.defaults:
+        for key, (values, regret) in joint_defaults(df, args.tuned).items():
+            what = "none eligible on every task" if values is None else values
+            extra = "" if regret is None else f" (mean regret {regret:.2f} dB)"
+            print(f"{key}: {what}{extra}")
+        return None
     problems = tune(df, args.tuned)
     written = []
     for (task, reg), problem in problems.items():
         path = config_path(args.out, task, reg)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
-            render(problem, Path(args.parquet).name, args.n_repetitions, args.tuned)
+            render(
+                problem,
+                ", ".join(Path(p).name for p in args.parquet),
+                args.n_repetitions,
+                args.tuned,
+            )
         )
         check_config(path)
         written.append(path)

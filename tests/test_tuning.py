@@ -226,3 +226,32 @@ def test_short_labels_keep_only_what_tells_variants_apart():
         keys[1]: "ISGD[q=0.5]",
         keys[2]: "SOBA",
     }
+
+
+def test_joint_defaults_need_eligibility_on_every_task():
+    rows = []
+    step = "SOBA[step_size={}]"
+    # denoising: step 10 is best (30), step 1 next (28)
+    _config(rows, step.format(1.0), [28.0] * 3)
+    _config(rows, step.format(10.0), [30.0] * 3)
+    # inpainting: step 10 diverges once, so it is no candidate although its
+    # denoising score is the best; step 1 is chosen
+    other = DATASET.replace("denoising", "inpainting")
+    n = len(rows)
+    _config(rows, step.format(1.0), [25.0] * 3)
+    _config(
+        rows, step.format(10.0), [27.0, 27.0, 1.0], statuses=["ok", "ok", "diverged"]
+    )
+    for row in rows[n:]:
+        row["dataset_name"] = other
+    choice = tune.joint_defaults(pd.DataFrame(rows))
+    values, regret = choice["SOBA"]
+    assert values == {"step_size": 1.0}
+    # regret: 2 dB on denoising, 0 on inpainting (the best eligible there)
+    assert regret == pytest.approx(1.0)
+    # without the divergence, step 10 has no regret anywhere
+    for row in rows:
+        row["objective_status"] = "ok"
+        if row["objective_psnr_val"] == 1.0:
+            row["objective_psnr_val"] = 27.0
+    assert tune.joint_defaults(pd.DataFrame(rows))["SOBA"] == ({"step_size": 10.0}, 0.0)
