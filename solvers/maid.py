@@ -101,8 +101,8 @@ class Solver(FullBatchSolver):
     name = "MAID"
     #: consecutive rounds without an accepted step after which the run stalls
     MAX_REJECTED_ROUNDS = 10
-    # step_size: tuned on the default denoising problem by the protocol of
-    # docs/tuning.md (validation PSNR only), configs/best/denoising.yml
+    # step_size: tuned on the three default problems by the protocol of
+    # docs/tuning.md (validation PSNR only; scripts/tune.py --defaults)
     parameters = {
         "step_size": [1000.0],
         "eps0": [1e-2],
