@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark_utils.plot_utils import short_labels  # noqa: E402
 
 START = "<!-- regulariser-study:start -->"
 END = "<!-- regulariser-study:end -->"
@@ -113,6 +118,7 @@ def summarise(df):
 def markdown(table):
     """The README table: one block per task, best PSNR first."""
     lines = []
+    labels = short_labels(table["solver"].unique())
     for task, group in table.groupby("task"):
         ref = ""
         if "measurement" in group:
@@ -129,8 +135,9 @@ def markdown(table):
                 f"{r['work99']:,.0f}" if np.isfinite(r.get("work99", np.nan)) else "-"
             )
             init = f"{r['init']:.2f}" if np.isfinite(r.get("init", np.nan)) else "-"
+            name = labels[r["solver"]]
             lines.append(
-                f"| {r['regulariser']} | {r['solver']} | {r['psnr']:.2f} | {init} "
+                f"| {r['regulariser']} | {name} | {r['psnr']:.2f} | {init} "
                 f"| {r['cost99']:,.0f} | {work} | {r['runs']} ({r['not ok']}) |"
             )
         lines.append("")
