@@ -159,3 +159,13 @@ def readme_code(section):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     return body.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+def load_script(name):
+    """The module ``scripts/<name>.py``, imported from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,19 +1,12 @@
 """scripts/make_figure.py: rankings at equal cost and work, and the figure."""
 
-import importlib.util
-
 import pandas as pd
 
-from tests.bench_helpers import ROOT
+from tests.bench_helpers import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location(
-        "make_figure", ROOT / "scripts" / "make_figure.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("make_figure")
 
 
 def _frame():

@@ -1,20 +1,13 @@
 """scripts/regulariser_study.py on a hand-made parquet frame."""
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
-from tests.bench_helpers import ROOT
+from tests.bench_helpers import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location(
-        "regulariser_study", ROOT / "scripts" / "regulariser_study.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("regulariser_study")
 
 
 def _frame():
