@@ -65,14 +65,18 @@ class Counters:
     ll_grad, hvp, jvp, ul_grad, hess_build : int
         Totals over the run (``hess_build``: Hessian operators built, each
         caching the curvature of its images).
-    work : float
-        Total work in gradient-equivalents (:mod:`benchmark_utils.work`).
     weights : dict of str to float
         Work of one call per image, by oracle (``jvp_per_image`` for the
         per-image mixed product); empty: no work is counted.
     per_image : dict of torch.Tensor
-        For each counter, an int64 tensor (n_images,) of calls per image;
-        ``"work"``: a float64 tensor of work per image.
+        For each counter, an int64 tensor (n_images,) of calls per image.
+    repriced : dict
+        ``{key: [counter, calls, per-image calls]}`` for the calls of a
+        counter priced under another key (the per-image ``jvp``).
+
+    ``work`` and :meth:`work_per_image` are derived from the counts and the
+    weights when read, so counting a call costs the same as before the work
+    axis existed.
     """
 
     n_images: int
@@ -82,18 +86,15 @@ class Counters:
     jvp: int = 0
     ul_grad: int = 0
     hess_build: int = 0
-    work: float = 0.0
     weights: dict = field(default_factory=dict)
     per_image: dict = field(default_factory=dict)
+    repriced: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for name in COUNTER_NAMES:
             self.per_image[name] = torch.zeros(
                 self.n_images, dtype=torch.int64, device=self.device
             )
-        self.per_image["work"] = torch.zeros(
-            self.n_images, dtype=torch.float64, device=self.device
-        )
 
     @property
     def cost(self):
@@ -107,21 +108,48 @@ class Counters:
         """
         n = int(idx.numel())
         setattr(self, name, getattr(self, name) + n)
-        self.per_image[name].index_add_(0, idx, torch.ones_like(idx, dtype=torch.int64))
-        weight = self.weights.get(priced_as or name, 0.0)
-        if weight:
-            self.work += weight * n
-            self.per_image["work"].index_add_(
-                0,
-                idx,
-                torch.full(idx.shape, weight, dtype=torch.float64, device=idx.device),
-            )
+        ones = torch.ones_like(idx, dtype=torch.int64)
+        self.per_image[name].index_add_(0, idx, ones)
+        if priced_as is not None and priced_as != name:
+            entry = self.repriced.get(priced_as)
+            if entry is None:
+                zeros = torch.zeros_like(self.per_image[name])
+                entry = self.repriced[priced_as] = [name, 0, zeros]
+            entry[1] += n
+            entry[2].index_add_(0, idx, ones)
+
+    def _priced(self, per_image):
+        """sum over oracles of weight x calls: totals, or per image."""
+        if per_image:
+
+            def calls(name, entry=None):
+                return (self.per_image[name] if entry is None else entry[2]).double()
+
+        else:
+
+            def calls(name, entry=None):
+                return getattr(self, name) if entry is None else entry[1]
+
+        w = self.weights
+        total = sum(w.get(name, 0.0) * calls(name) for name in COUNTER_NAMES)
+        for key, entry in self.repriced.items():
+            total = total + (w.get(key, 0.0) - w.get(entry[0], 0.0)) * calls(key, entry)
+        return total
+
+    @property
+    def work(self):
+        """Total work in gradient-equivalents (:mod:`benchmark_utils.work`)."""
+        return float(self._priced(per_image=False))
+
+    def work_per_image(self):
+        """Work per image, a float64 tensor (n_images,)."""
+        return self._priced(per_image=True)
 
     def as_dict(self):
         """Totals as plain numbers, plus ``cost`` and ``work``."""
         out = {name: getattr(self, name) for name in COUNTER_NAMES}
         out["cost"] = self.cost
-        out["work"] = float(self.work)
+        out["work"] = self.work
         return out
 
 

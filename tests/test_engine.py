@@ -226,7 +226,7 @@ def test_counters_equal_hand_counts(denoising_problem):
         "work": pytest.approx(work, rel=1e-12),
     }
     assert w["ll_grad"] == 1.0 and all(v > 0 for v in w.values())
-    per_image_work = o.counters.per_image["work"]
+    per_image_work = o.counters.work_per_image()
     assert float(per_image_work.sum()) == pytest.approx(work, rel=1e-12)
     # image 2: 1 ll_grad, 1 build, 1 hvp, 1 per-image jvp, 1 ul_grad
     expected_2 = w["ll_grad"] + w["hess_build"] + w["hvp"] + w["jvp_per_image"]
