@@ -611,23 +611,38 @@ def make_splits(
         Bad parameters (named), fewer than 3 images, or more patches than the
         images of a set can give.
     """
-    n_train = check_int(n_train, "n_train", 1, owner=owner)
-    n_val = check_int(n_val, "n_val", 1, owner=owner)
-    n_test = check_int(n_test, "n_test", 1, owner=owner)
+
+    def split(n):
+        train, val, test = split_train_val_test(n)
+        return train, test, val  # seed words 0, 1, 2
+
+    x_train, x_test, x_val = _validated_sets(
+        split,
+        {"n_train": n_train, "n_test": n_test, "n_val": n_val},
+        patch_size,
+        seed,
+        (source, grayscale, folder, data_path, download, owner),
+    )
+    return x_train, x_val, x_test
+
+
+def _validated_sets(split, counts, patch_size, seed, where):
+    """Validate, load ``where`` = (source, grayscale, folder, data_path,
+    download, owner), split the images and cut ``counts`` patches per set."""
+    source, grayscale, folder, data_path, download, owner = where
+    counts = {k: check_int(v, k, 1, owner=owner) for k, v in counts.items()}
     patch_size = check_int(patch_size, "patch_size", 1, owner=owner)
     seed = check_int(seed, "seed", 0, owner=owner)
     _check_source(source, folder, grayscale, download, owner)
     named = _load(source, grayscale, folder, data_path, download, owner)
-    train_idx, val_idx, test_idx = split_train_val_test(len(named))
-    x_train, x_test, x_val = _patch_sets(
+    return _patch_sets(
         named,
-        (train_idx, test_idx, val_idx),
-        (n_train, n_test, n_val),
-        ("n_train", "n_test", "n_val"),
+        split(len(named)),
+        tuple(counts.values()),
+        tuple(counts),
         patch_size,
         seed,
     )
-    return x_train, x_val, x_test
 
 
 def make_train_test(
@@ -681,17 +696,10 @@ def make_train_test(
         Bad parameters (named), fewer than 2 images, or more patches than the
         training or test images can give.
     """
-    n_train = check_int(n_train, "n_train", 1, owner=owner)
-    n_test = check_int(n_test, "n_test", 1, owner=owner)
-    patch_size = check_int(patch_size, "patch_size", 1, owner=owner)
-    seed = check_int(seed, "seed", 0, owner=owner)
-    _check_source(source, folder, grayscale, download, owner)
-    named = _load(source, grayscale, folder, data_path, download, owner)
-    return _patch_sets(
-        named,
-        split_images(len(named)),
-        (n_train, n_test),
-        ("n_train", "n_test"),
+    return _validated_sets(
+        split_images,
+        {"n_train": n_train, "n_test": n_test},
         patch_size,
         seed,
+        (source, grayscale, folder, data_path, download, owner),
     )
