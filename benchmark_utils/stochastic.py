@@ -197,7 +197,7 @@ class DoublyStochasticSolver(BilevelSolver):
         return self.alpha
 
     def eta(self):
-        """1/L at the current theta (free)."""
+        """1/L at the current theta (filters only, not counted)."""
         return 1.0 / self.oracles.lipschitz(self.theta)
 
     def theta_step(self, x, v, idx):
