@@ -1,29 +1,12 @@
 """Counted per-image oracles of the bilevel problem (``docs/maths.md`` s. 1, 3).
 
-Lower level, one strongly convex problem per image i:
-
-    E_i(x; theta) = 1/2 ||A x - y_i||^2 + R_theta(x) + mu/2 ||x||^2
-
-Upper level: l_i(x) = ||x - x_i||^2 / d (MSE, d = pixels x channels).
-
-:class:`CountedOracles` is the only place where the cost counters change and
-the only door from a solver to the maths: every lower-level gradient, Hessian-
-vector product, mixed product and upper-level gradient is counted per image
-(``cost = ll_grad + hvp``). A solver therefore cannot under-report what it
-spends. Two axes are kept (``docs/maths.md`` section 3): ``cost``, the
-papers' unit, and ``work``, which prices every call (Hessian builds, mixed
-products and upper-level gradients included) in gradient-equivalents by the
-analytic counts of :mod:`benchmark_utils.work`. Step-size bounds
-(:meth:`CountedOracles.lipschitz`) run FFTs of the filters only, no image
-work, and are not counted.
-
-Because every call goes through it, this class also enforces the limits of a
-run (``docs/limits.md``): with :meth:`CountedOracles.set_limits`, a cost call
-(``ll_grad`` or ``hvp``) that would start with the cost already at the cap,
-or any counted call that would start after the deadline, raises
-:class:`LimitReached` instead of running. Every inner loop (lower-level
-solver, conjugate gradient, Neumann series, fixed step counts) makes one
-counted call per iteration, so it stops within one iteration of a limit.
+:class:`CountedOracles` is the only door from a solver to the maths and the
+only place where the cost counters change: every lower-level gradient,
+Hessian-vector product, mixed product and upper-level gradient is counted per
+image, so a solver cannot under-report what it spends. ``cost = ll_grad +
+hvp`` (3.1) and ``work`` (3.2) are read from the counts. The limits of a run
+(cost cap, deadline; ``docs/limits.md``) are enforced here: a counted call
+that may not start raises :class:`LimitReached`.
 """
 
 from __future__ import annotations
@@ -33,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .validation import check_mu
 from .work import work_weights
 
 COUNTER_NAMES = ("ll_grad", "hvp", "jvp", "ul_grad", "hess_build")
@@ -74,9 +58,7 @@ class Counters:
         ``{key: [counter, calls, per-image calls]}`` for the calls of a
         counter priced under another key (the per-image ``jvp``).
 
-    ``work`` and :meth:`work_per_image` are derived from the counts and the
-    weights when read, so counting a call costs the same as before the work
-    axis existed.
+    ``work`` is derived from the counts and the weights when read.
     """
 
     n_images: int
@@ -118,32 +100,14 @@ class Counters:
             entry[1] += n
             entry[2].index_add_(0, idx, ones)
 
-    def _priced(self, per_image):
-        """sum over oracles of weight x calls: totals, or per image."""
-        if per_image:
-
-            def calls(name, entry=None):
-                return (self.per_image[name] if entry is None else entry[2]).double()
-
-        else:
-
-            def calls(name, entry=None):
-                return getattr(self, name) if entry is None else entry[1]
-
-        w = self.weights
-        total = sum(w.get(name, 0.0) * calls(name) for name in COUNTER_NAMES)
-        for key, entry in self.repriced.items():
-            total = total + (w.get(key, 0.0) - w.get(entry[0], 0.0)) * calls(key, entry)
-        return total
-
     @property
     def work(self):
         """Total work in gradient-equivalents (:mod:`benchmark_utils.work`)."""
-        return float(self._priced(per_image=False))
-
-    def work_per_image(self):
-        """Work per image, a float64 tensor (n_images,)."""
-        return self._priced(per_image=True)
+        w = self.weights
+        total = sum(w.get(name, 0.0) * getattr(self, name) for name in COUNTER_NAMES)
+        for key, (name, calls, _) in self.repriced.items():
+            total += (w.get(key, 0.0) - w.get(name, 0.0)) * calls
+        return float(total)
 
     def as_dict(self):
         """Totals as plain numbers, plus ``cost`` and ``work``."""
@@ -203,11 +167,9 @@ class CountedOracles:
     """
 
     def __init__(self, regulariser, forward, x_clean, y, mu=0.0):
-        if mu < 0:
-            raise ValueError(f"mu must be >= 0, got {mu!r}")
         self._reg = regulariser
         self.forward = forward
-        self.mu = float(mu)
+        self.mu = check_mu(mu, forward)
         self.x_clean = x_clean
         self.y = y
         self._aty = forward.A_adjoint(y)
@@ -222,13 +184,6 @@ class CountedOracles:
         self.cap_hits = 0
         self.cost_cap = None
         self.deadline = None
-        m = forward.lambda_min + self.mu
-        if m <= 0:
-            raise ValueError(
-                "the lower level is not strongly convex: lambda_min(A^T A) = "
-                f"{forward.lambda_min:g} and mu = {self.mu:g}; set mu > 0 "
-                f"for the {forward.name} task"
-            )
 
     def _new_counters(self):
         return Counters(
@@ -236,14 +191,6 @@ class CountedOracles:
         )
 
     # -- information that runs no image work (not counted) ----------------
-    @property
-    def regulariser_name(self):
-        return self._reg.name
-
-    @property
-    def n_params(self):
-        return self._reg.n_params
-
     @property
     def device(self):
         return self.x_clean.device
@@ -382,17 +329,3 @@ class CountedOracles:
         diff = x - self.x_clean[idx]
         loss = diff.flatten(1).pow(2).sum(dim=1) / self.n_pixels
         return loss, diff * (2.0 / self.n_pixels)
-
-    # -- not cost oracles -------------------------------------------------
-    def ll_value(self, theta, x, idx):
-        """E_i(x_i; theta) per image. Not a cost oracle: tests and diagnostics."""
-        res = self.forward.A(x) - self.y[idx]
-        val = 0.5 * res.flatten(1).pow(2).sum(dim=1) + self._reg.value(x, theta)
-        if self.mu:
-            val = val + 0.5 * self.mu * x.flatten(1).pow(2).sum(dim=1)
-        return val
-
-    def reset_counters(self):
-        """Start counting from zero (tests; every run gets fresh oracles instead)."""
-        self.counters = self._new_counters()
-        self.cap_hits = 0

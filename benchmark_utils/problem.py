@@ -9,9 +9,9 @@ counted by :class:`~benchmark_utils.oracles.CountedOracles`.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .oracles import CountedOracles
+from .validation import check_mu
 
 
 class BilevelProblem:
@@ -22,9 +22,9 @@ class BilevelProblem:
     regulariser : Regulariser
     forward : ForwardOperator
     x_train, y_train : torch.Tensor
-        Clean training images and their frozen measurements.
+        Clean training images and their frozen measurements (n, C, H, W).
     mu : float
-        Strong-convexity weight of the lower level.
+        Ridge weight of the lower level; must make it strongly convex.
     """
 
     def __init__(self, regulariser, forward, x_train, y_train, mu):
@@ -32,13 +32,16 @@ class BilevelProblem:
         self._forward = forward
         self._x = x_train
         self._y = y_train
-        self._mu = float(mu)
-        # build once to validate (strong convexity, shapes)
-        self.make_oracles()
+        self._mu = check_mu(mu, forward)
 
     @property
     def n_images(self):
         return self._x.shape[0]
+
+    def init_theta(self, seed):
+        """Initial parameters drawn from ``seed``, feasible, in the data's dtype."""
+        reg, x = self._regulariser, self._x
+        return reg.project(reg.init_theta(seed, dtype=x.dtype, device=x.device))
 
     def make_oracles(self):
         """A fresh :class:`CountedOracles` with all counters at zero."""
@@ -51,8 +54,7 @@ def cost_checkpoints(budget, n_checkpoints, first_fraction=0.02):
     """Costs at which a run is evaluated: geometric from a fraction to ``budget``.
 
     Every solver is evaluated at the first step that reaches each checkpoint,
-    so curves of different solvers and repetitions share (nearly) the same
-    cost grid, which makes medians and quantile bands meaningful.
+    so the curves of all solvers and repetitions share one cost grid.
     """
     if budget <= 0:
         raise ValueError(f"budget must be > 0, got {budget!r}")
@@ -63,14 +65,3 @@ def cost_checkpoints(budget, n_checkpoints, first_fraction=0.02):
     # float: a budget beyond int64 would give numpy an object array
     grid = np.geomspace(first_fraction * float(budget), float(budget), n_checkpoints)
     return sorted({max(1, int(round(c))) for c in grid})
-
-
-def pick_device(device="auto"):
-    """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asks for CUDA, which is not available")
-    return torch.device(device)

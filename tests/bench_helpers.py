@@ -117,7 +117,7 @@ def tiny_bilevel(n_images=4, size=12, seed=0):
         "foe", 1, n_filters=3, kernel_size=3, init_weight=0.1, init_smoothing=0.05
     )
     problem = BilevelProblem(reg, fwd, x_clean, y, mu=0.0)
-    return problem, problem.make_oracles().init_theta(seed)
+    return problem, problem.init_theta(seed)
 
 
 def solver_on_problem(name, problem, theta0, budget=10**9, seed=3, **params):

@@ -51,6 +51,13 @@ def tiny_problem(
     return CountedOracles(reg, fwd, x_clean, y, mu=mu)
 
 
+def energy(oracles, theta, x, idx):
+    """E_i(x; theta) per image (``docs/maths.md`` (1.2)), for finite differences."""
+    res = oracles.forward.A(x) - oracles.y[idx]
+    val = 0.5 * res.flatten(1).pow(2).sum(dim=1) + oracles._reg.value(x, theta)
+    return val + 0.5 * oracles.mu * x.flatten(1).pow(2).sum(dim=1)
+
+
 #: fixtures that run ``benchopt run`` in a subprocess
 CLI_FIXTURES = {"runs"}
 

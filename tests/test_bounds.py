@@ -124,7 +124,7 @@ def test_initial_theta_does_no_harm(task):
         ("train", objective.x_train, objective.y_train),
         ("test", objective.x_test, objective.y_test),
     ):
-        *_, recon = objective._metrics(which, theta0)
+        *_, recon = objective.evaluation._metrics(which, theta0)
 
         def psnr(x, clean=clean):
             mse = (x.clamp(0, 1) - clean).flatten(1).pow(2).mean(dim=1)

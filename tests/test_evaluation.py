@@ -1,6 +1,6 @@
 """The objective's evaluation machinery (README "Evaluation cost").
 
-- :func:`objective.psnr` is deepinv's PSNR bit for bit;
+- :func:`benchmark_utils.metrics.psnr` is deepinv's PSNR bit for bit;
 - runs that replay the cached first evaluation (theta0, cold starts) get,
   bit for bit, the rows of the uncached evaluation (a mutation that drops
   the replayed warm starts fails it);
@@ -8,8 +8,6 @@
   are the PSNR of the measurements and of theta0, constant over a run;
 - ``n_threads`` sets torch's thread count and refuses bad values.
 """
-
-import sys
 
 import pytest
 import torch
@@ -21,6 +19,8 @@ from bench_helpers import (
     run_for,
     setup_run,
 )
+
+from benchmark_utils.evaluation import INIT_CACHE
 
 SMALL = {"n_train": 4, "n_test": 2, "patch_size": 16}
 OBJ = {"budget": 1500, "n_checkpoints": 5, "n_filters": 2}
@@ -45,17 +45,17 @@ def _rows(objective, solver, n_callbacks=10, results=None):
 
 
 def _cache(objective):
-    """The INIT_CACHE of the module benchopt loaded the objective class from."""
-    return sys.modules[type(objective).__module__].INIT_CACHE
+    """The INIT_CACHE of the evaluation module."""
+    return INIT_CACHE
 
 
 def _uncached(objective, results):
     """Metric columns without the cache: cold starts, then warm starts."""
-    objective._memory = {}
+    objective.evaluation.memory = {}
     cols = []
     for result in results:
         theta = result["theta"].to(objective.x_train.dtype)
-        cols.append(objective._evaluate(theta)[0])
+        cols.append(objective.evaluation.evaluate(theta))
     return cols
 
 
@@ -76,7 +76,7 @@ def _solver_for(objective, task, name):
 def test_psnr_is_deepinv_psnr_bit_for_bit():
     import deepinv as dinv
 
-    from objective import psnr
+    from benchmark_utils.metrics import psnr
 
     gen = torch.Generator().manual_seed(0)
     clean = torch.rand(5, 3, 9, 7, generator=gen)
@@ -99,13 +99,13 @@ def test_cached_first_evaluation_is_exact(task):
     )
     _rows(objective, solver)
     calls = {"n": 0}
-    evaluate = objective._evaluate
+    evaluate = objective.evaluation.evaluate
 
     def counted(theta):
         calls["n"] += 1
         return evaluate(theta)
 
-    objective._evaluate = counted
+    objective.evaluation.evaluate = counted
     for name in ("ISGD", "SOBA"):  # a second run of ISGD, then another solver
         results = []
         rows = _rows(objective, _solver_for(objective, task, name), results=results)
@@ -118,9 +118,9 @@ def test_cached_first_evaluation_is_exact(task):
         for row, cols in zip(rows, _uncached(fresh, results), strict=True):
             assert {key: row[key] for key in cols} == cols
     # the cache keeps its own copies of the warm starts
-    cache = _cache(objective)[objective._eval_key]
+    cache = _cache(objective)[objective.evaluation.key]
     for which, x in cache["memory"].items():
-        assert x.data_ptr() != objective._memory[which].x.data_ptr()
+        assert x.data_ptr() != objective.evaluation.memory[which].x.data_ptr()
 
 
 def test_cache_is_shared_by_equal_objectives_only():
@@ -134,7 +134,7 @@ def test_cache_is_shared_by_equal_objectives_only():
     same, _ = setup_run(
         "ISGD", dataset_name="denoising", dataset_params=SMALL, objective_params=OBJ
     )
-    assert same._eval_key == first._eval_key and len(_cache(first)) == 1
+    assert same.evaluation.key == first.evaluation.key and len(_cache(first)) == 1
     others = [
         dict(dataset_params={**SMALL, "noise_level": 20.0}),
         dict(objective_params={**OBJ, "eval_tol": 2e-4}),
@@ -148,15 +148,15 @@ def test_cache_is_shared_by_equal_objectives_only():
         )
         args.update(change)
         other, _ = setup_run("ISGD", **args)
-        assert other._eval_key != first._eval_key, change
+        assert other.evaluation.key != first.evaluation.key, change
     calls = {"n": 0}
-    evaluate = same._evaluate
+    evaluate = same.evaluation.evaluate
 
     def counted(theta):
         calls["n"] += 1
         return evaluate(theta)
 
-    same._evaluate = counted
+    same.evaluation.evaluate = counted
     row = same.evaluate_result(**same.get_one_result())
     assert calls["n"] == 0 and row["psnr_test"] == row["psnr_test_init"]
 
@@ -192,8 +192,8 @@ def test_init_reference_without_a_first_evaluation():
     init = _rows(ref_obj, ref_solver, n_callbacks=1)[0]["psnr_test"]
     row = objective.evaluate_result(**result)
     assert row["psnr_test_init"] == init
-    assert objective._memory["test"].x.data_ptr() != (
-        _cache(objective)[objective._eval_key]["memory"]["test"].data_ptr()
+    assert objective.evaluation.memory["test"].x.data_ptr() != (
+        _cache(objective)[objective.evaluation.key]["memory"]["test"].data_ptr()
     )
 
 
@@ -206,7 +206,7 @@ def test_n_threads_sets_torch_threads():
             objective_params={**OBJ, "n_threads": 1},
         )
         assert torch.get_num_threads() == 1
-        from objective import TORCH_DEFAULT_THREADS
+        from benchmark_utils.validation import TORCH_DEFAULT_THREADS
 
         setup_run(
             "ISGD",

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 import benchmark_utils.images as images_mod
+from benchmark_utils.evaluation import INIT_CACHE
 from benchmark_utils.images import (
     SKIMAGE_IMAGES,
     extract_patches,
@@ -220,11 +221,11 @@ def test_objective_reports_psnr_val():
     assert np.isfinite(result["psnr_val"])
     # psnr_val scores the validation images: swapping them for the test
     # images makes it the test PSNR
-    objective.x_val, objective.y_val = objective.x_test, objective.y_test
-    objective._eval["val"] = objective._eval["test"]
-    objective._memory = {}
+    ev = objective.evaluation
+    ev.oracles["val"] = ev.oracles["test"]
+    ev.memory = {}
     # the theta0 evaluation is cached per cell: forget it after the swap
-    sys.modules[type(objective).__module__].INIT_CACHE.clear()
+    INIT_CACHE.clear()
     again = objective.evaluate_result(**objective.get_one_result())
     assert again["psnr_val"] == pytest.approx(again["psnr_test"])
     assert result["psnr_val"] != pytest.approx(result["psnr_test"])
