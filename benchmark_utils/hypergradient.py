@@ -1,20 +1,10 @@
-"""Hypergradients by the implicit function theorem (``docs/maths.md`` s. 4).
+"""Hypergradients by the implicit function theorem (``docs/maths.md`` section 4).
 
-For image i at theta:
-
-1. x~_i: lower-level solve to ||grad_x E_i(x~_i)|| <= eps (warm-started);
-2. q_i: conjugate gradient on Hess_x E_i(x~_i) q = grad l_i(x~_i) to residual
-   norm <= delta (warm-started), one ``hvp`` per image per iteration;
-3. z_i = -grad_theta <grad_x E_i(x~_i; theta), q_i> (one ``jvp``).
-
-The mini-batch hypergradient is z = mean_i z_i. The same module holds the
-fixed-step-count pieces of the doubly-stochastic methods (section 5): k plain
-gradient steps on the lower level, a truncated Neumann series for the inverse
-Hessian and gradient steps on the linear system.
-
-Loop control: every iteration of these loops makes one counted call, so the
-limits set on the oracles (cost cap, deadline; ``docs/limits.md``) stop them
-within one iteration by raising :class:`~benchmark_utils.oracles.LimitReached`.
+:func:`inexact_hypergradient` runs steps (4.2)-(4.4): a lower-level solve to
+eps, conjugate gradient on the Hessian system to delta, one mixed product;
+the fixed-step-count pieces of the doubly-stochastic methods (section 5.4)
+follow. Every loop iteration makes one counted call, so the limits of
+``docs/limits.md`` stop them within one iteration.
 """
 
 from __future__ import annotations
@@ -29,6 +19,7 @@ from .lower_level import (
     _as_tolerance,
     batch_norm,
     chunked_call,
+    compact,
     solve_lower_level,
 )
 
@@ -46,9 +37,9 @@ def _ones(like):
     return (1,) * (like.ndim - 1)
 
 
-class _CGWork:
-    """Per-image work vectors of :func:`conjugate_gradient` (allocated once
-    per size of the active set)."""
+class _CGBuffers:
+    """Per-image buffers of :func:`conjugate_gradient` (allocated once per
+    size of the active set)."""
 
     def __init__(self, n, like):
         self.dot = torch.empty(n, 1, 1, dtype=like.dtype, device=like.device)
@@ -112,18 +103,15 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
             r[warm] -= hessian(q[warm], warm)
             n_iter[warm] += 1
     rs = _bdot(r, r)
-    # Buffers (docs/speed.md, "Buffers"): the iterations run in place on the
-    # active images, on q, r, rs themselves while all images are active (the
-    # operator then gets rows=None: no gather); when images converge they
-    # are written back and the buffers compacted once, so a solve allocates
-    # O(B) tensors however many iterations it runs.
+    # in place on the active images (q, r, rs themselves while all are
+    # active); compacted when images stop: O(B) allocations (docs/speed.md)
     active = (rs.sqrt() > tol).nonzero().flatten()
     rows = None if active.numel() == n else active
     qa, ra, rsa, tola = q, r, rs, tol
     if rows is not None:
         qa, ra, rsa, tola = q[rows], r[rows], rs[rows], tol[rows]
     pa = ra.clone()
-    work = _CGWork(pa.shape[0], b)
+    work = _CGBuffers(pa.shape[0], b)
     it = 0
     for it in range(max_iter):
         na = pa.shape[0]
@@ -141,20 +129,17 @@ def conjugate_gradient(hessian, b, tol, q0=None, max_iter=1_000, warn=True):
         rsa.copy_(rs_new)
         torch.gt(torch.sqrt(rsa, out=work.alpha), tola, out=work.still)
         if not bool(torch.all(work.still, out=work.flag)):
-            pos = torch.arange(n, device=b.device) if rows is None else rows
-            stop, still = pos[~work.still], work.still
-            n_iter[stop] += it + 1
-            if rows is not None:
-                q[stop], r[stop], rs[stop] = qa[~still], ra[~still], rsa[~still]
-            rows = pos[still]
-            qa, ra, rsa, pa, tola = (
-                qa[still],
-                ra[still],
-                rsa[still],
-                pa[still],
-                tola[still],
+            still = work.still
+            # with rows None, q, r, rs are the active iterates themselves
+            stopped = None if rows is None else (qa[~still], ra[~still], rsa[~still])
+            pos, rows, (qa, ra, rsa, pa, tola) = compact(
+                rows, still, n, qa, ra, rsa, pa, tola
             )
-            work = _CGWork(rows.numel(), b)
+            stop = pos[~still]
+            n_iter[stop] += it + 1
+            if stopped is not None:
+                q[stop], r[stop], rs[stop] = stopped
+            work = _CGBuffers(rows.numel(), b)
     else:
         it = max_iter - 1
     pos = torch.arange(n, device=b.device) if rows is None else rows
@@ -233,10 +218,8 @@ def inexact_hypergradient(
     max_ll_iter, max_cg_iter : int
         Iteration caps (reported with a warning when hit).
     relative_delta : bool
-        If True, CG stops at ||r_i|| <= delta ||grad l_i(x~_i)|| (relative
-        residual) instead of ||r_i|| <= delta. With the MSE upper level,
-        ||grad l_i|| ~ 2 RMSE / sqrt(d) is tiny, so an absolute delta tied to
-        eps can stop CG before its first iteration and return z = 0.
+        CG to ||r_i|| <= delta ||grad l_i(x~_i)|| instead of ||r_i|| <= delta
+        (``docs/maths.md`` (4.3)).
     lower : LowerLevelResult, optional
         A lower-level result already certified at ``theta`` (step 1 is then
         skipped and costs nothing).

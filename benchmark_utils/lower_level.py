@@ -1,24 +1,10 @@
-"""Batched accelerated gradient for the lower-level problems (``docs/maths.md`` s. 4).
+"""Batched accelerated gradient for the lower-level problems (``docs/maths.md`` 4.2).
 
-Nesterov's method for L-smooth, m-strongly convex functions (Nesterov,
-"Lectures on Convex Optimization", 2018, scheme (2.2.22)): step 1/L and the
-constant momentum beta = (sqrt(L) - sqrt(m)) / (sqrt(L) + sqrt(m)).
-
-The momentum is restarted per image by the gradient test of O'Donoghue and
-Candes ("Adaptive restart for accelerated gradient schemes", FoCM 2015):
-the bound m used in beta can be far below the true modulus (for deblurring m
-is essentially mu), and restarting recovers the fast rate without knowing it.
-
-Every image has its own problem E_i and its own tolerance. The gradient is
-evaluated at the extrapolated point y_k; an image stops as soon as
-||grad_x E_i(y_k)|| <= eps_i and returns y_k, whose gradient norm is thus
-certified, so ||y_k - x_i(theta)|| <= eps_i / m. Images that have stopped
-leave the batch and cost nothing more.
-
-Every iteration makes one counted ``ll_grad`` call, so a cost cap or a
-deadline set on the oracles (``docs/limits.md``) stops the loop within one
-iteration by raising :class:`~benchmark_utils.oracles.LimitReached`; a solve
-that stops at ``max_iter`` is reported to the oracles' ``cap_hits``.
+Nesterov's constant-momentum scheme (step 1/L) with the per-image gradient
+restart of O'Donoghue and Candes; each image stops as soon as its gradient
+norm at the extrapolated point meets its tolerance (so the returned point is
+certified) and leaves the batch. One counted ``ll_grad`` per iteration, so
+the limits of ``docs/limits.md`` stop a solve within one iteration.
 """
 
 from __future__ import annotations
@@ -70,12 +56,10 @@ CHUNK_PIXELS = 65536
 
 
 def chunk_size(x):
-    """Images per cache-sized chunk for a batch shaped like ``x`` (B, C, H, W).
+    """Images per cache-sized chunk of a batch shaped like ``x`` (B, C, H, W).
 
-    Large batches of large images run the convolutions out of cache (per
-    image, ``ll_grad`` at 256x256 costs about 2x at batch 16 what it costs at
-    batch 1); the loops below call the oracles on chunks of this many
-    images, which gives bitwise the same results (``tests/test_allocations.py``).
+    The loops call the oracles chunk by chunk, with bitwise the same results
+    (``docs/speed.md``, "Cache-sized chunks").
     """
     return max(1, CHUNK_PIXELS // (x.shape[-1] * x.shape[-2]))
 
@@ -83,23 +67,9 @@ def chunk_size(x):
 def chunked_call(call, x, rows, out):
     """``call(x[a:b], rows[a:b])`` over cache-sized chunks, into ``out``.
 
-    Parameters
-    ----------
-    call : callable
-        Batched operator, ``call(x, rows)`` -> tensor shaped like ``x``.
-    x : torch.Tensor
-        Batch (B, C, H, W), contiguous.
-    rows : torch.Tensor or None
-        Per-image argument sliced along with ``x`` (None: ``call`` gets
-        None when the batch is one chunk, else the positions of the chunk).
-    out : callable
-        ``out()`` returns the (B, C, H, W) buffer to write into; it is only
-        asked for when the batch takes more than one chunk.
-
-    Returns
-    -------
-    torch.Tensor
-        ``call(x, rows)``, computed chunk by chunk when B > :func:`chunk_size`.
+    ``rows`` is sliced along with ``x`` (None: ``call`` gets None for a
+    single chunk, else the chunk's positions); ``out()`` gives the (B, C, H,
+    W) buffer, asked for only when the batch takes several chunks.
     """
     b, step = x.shape[0], chunk_size(x)
     if b <= step:
@@ -118,9 +88,9 @@ def _arange(n, device):
     return torch.arange(n, device=device)
 
 
-class _Work:
-    """Per-image work vectors of :func:`solve_lower_level` (allocated once
-    per size of the active set)."""
+class _SolveBuffers:
+    """Per-image buffers of :func:`solve_lower_level` (allocated once per
+    size of the active set)."""
 
     def __init__(self, n, like):
         self.norm = torch.empty(n, dtype=like.dtype, device=like.device)
@@ -140,6 +110,17 @@ class _Work:
 
 def _positions(active, n, device):
     return torch.arange(n, device=device) if active is None else active
+
+
+def compact(active, keep, n, *tensors):
+    """Restrict an active set of images to those that ``keep`` (once per stop).
+
+    ``active`` holds the positions of the active images in the batch of
+    ``n`` (None: all of them). Returns their positions, the positions that
+    stay, and ``[t[keep] for t in tensors]``.
+    """
+    rows = _positions(active, n, keep.device)
+    return rows, rows[keep], [t[keep] for t in tensors]
 
 
 def _as_tolerance(tol, n, like):
@@ -185,12 +166,8 @@ def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
     m = oracles.strong_convexity(theta)
     beta = (math.sqrt(big_l) - math.sqrt(m)) / (math.sqrt(big_l) + math.sqrt(m))
 
-    # Buffers (docs/speed.md, "Buffers"): the loop works in place on the
-    # active images. While every image is active it works on ``x_out``
-    # itself (no gather); when images stop, their results are written out
-    # and the buffers are compacted once, so a solve allocates O(B) tensors
-    # however many iterations it runs. y_k of an image that stopped is never
-    # touched again, so ``x_out`` ends as the certified points.
+    # in place on the active images (x_out itself while all are active);
+    # compacted when images stop: O(B) allocations per solve (docs/speed.md)
     x_out = x0.clone(memory_format=torch.contiguous_format)
     n_iter = torch.zeros(n, dtype=torch.int64, device=x0.device)
     grad_norm = torch.full((n,), float("inf"), dtype=x0.dtype, device=x0.device)
@@ -199,7 +176,7 @@ def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
     y, idx_a, tol_a = x_out, idx, tol
     x_prev = x_out.clone()
     x_new = torch.empty_like(x0)
-    work = _Work(n, x_out)
+    work = _SolveBuffers(n, x_out)
     it = 0
     for it in range(max_iter):
         g = chunked_call(lambda z, i: oracles.ll_grad(theta, z, i), y, idx_a, work.grad)
@@ -209,23 +186,21 @@ def solve_lower_level(oracles, theta, x0, idx, tol, max_iter=10_000, warn=True):
             break
         if bool(torch.any(work.done, out=work.flag)):
             # write out the images that stopped, then compact (at most B times)
-            rows = _positions(active, n, x0.device)
             done = work.done
-            keep = ~done
+            stopped = None if active is None else y[done]  # else already in x_out
+            rows, active, (y, g, x_prev, idx_a, tol_a) = compact(
+                active, ~done, n, y, g, x_prev, idx_a, tol_a
+            )
             fin = rows[done]
             n_iter[fin] = it + 1
             grad_norm[fin] = work.norm[done]
             converged[fin] = True
-            if active is not None:
-                x_out[fin] = y[done]
-            if not bool(keep.any()):
-                active = rows[keep]
+            if stopped is not None:
+                x_out[fin] = stopped
+            if not active.numel():
                 break
-            active = rows[keep]
-            y, g, x_prev = y[keep], g[keep], x_prev[keep]
-            idx_a, tol_a = idx_a[keep], tol_a[keep]
             x_new = torch.empty_like(y)
-            work = _Work(active.numel(), y)
+            work = _SolveBuffers(active.numel(), y)
         # x_new = y - g / L; momentum = x_new - x_prev, dropped for an image
         # whose step goes uphill along its gradient (gradient restart,
         # O'Donoghue and Candes 2015); y = x_new + beta momentum

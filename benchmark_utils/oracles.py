@@ -42,23 +42,13 @@ class LimitReached(Exception):
 
 @dataclass
 class Counters:
-    """Oracle calls, each counted once per image.
+    """Oracle calls, each counted once per image (``docs/maths.md`` 3.1-3.3).
 
-    Attributes
-    ----------
-    ll_grad, hvp, jvp, ul_grad, hess_build : int
-        Totals over the run (``hess_build``: Hessian operators built, each
-        caching the curvature of its images).
-    weights : dict of str to float
-        Work of one call per image, by oracle (``jvp_per_image`` for the
-        per-image mixed product); empty: no work is counted.
-    per_image : dict of torch.Tensor
-        For each counter, an int64 tensor (n_images,) of calls per image.
-    repriced : dict
-        ``{key: [counter, calls, per-image calls]}`` for the calls of a
-        counter priced under another key (the per-image ``jvp``).
-
-    ``work`` is derived from the counts and the weights when read.
+    ``ll_grad`` ... ``hess_build`` are the run's totals, ``per_image[name]``
+    the calls per image (int64, (n_images,)), ``weights`` the work of one
+    call by oracle (:mod:`benchmark_utils.work`), ``repriced`` the calls of a
+    counter priced under another key (``{key: [counter, calls]}``: the
+    per-image ``jvp``). ``cost`` and ``work`` are read from the counts.
     """
 
     n_images: int
@@ -93,19 +83,14 @@ class Counters:
         ones = torch.ones_like(idx, dtype=torch.int64)
         self.per_image[name].index_add_(0, idx, ones)
         if priced_as is not None and priced_as != name:
-            entry = self.repriced.get(priced_as)
-            if entry is None:
-                zeros = torch.zeros_like(self.per_image[name])
-                entry = self.repriced[priced_as] = [name, 0, zeros]
-            entry[1] += n
-            entry[2].index_add_(0, idx, ones)
+            self.repriced.setdefault(priced_as, [name, 0])[1] += n
 
     @property
     def work(self):
         """Total work in gradient-equivalents (:mod:`benchmark_utils.work`)."""
         w = self.weights
         total = sum(w.get(name, 0.0) * getattr(self, name) for name in COUNTER_NAMES)
-        for key, (name, calls, _) in self.repriced.items():
+        for key, (name, calls) in self.repriced.items():
             total += (w.get(key, 0.0) - w.get(name, 0.0)) * calls
         return float(total)
 
@@ -132,15 +117,8 @@ class _CountedHessian:
 
     @torch.no_grad()
     def __call__(self, v, rows=None):
-        """Hess E_i(x_i) v_i for the images at positions ``rows`` of the batch.
-
-        Parameters
-        ----------
-        v : torch.Tensor
-            Shape (len(rows), C, H, W), or (B, C, H, W) when ``rows`` is None.
-        rows : torch.Tensor of int64, optional
-            Positions in the batch the Hessian was built on.
-        """
+        """Hess E_i(x_i) v_i for the images at positions ``rows`` (None: all)
+        of the batch the operator was built on; ``v`` has one image per row."""
         idx = self._idx if rows is None else self._idx[rows]
         self._oracles.check_limits(cost_call=True)
         self._oracles.counters.add("hvp", idx)
@@ -179,16 +157,13 @@ class CountedOracles:
         self.n_pixels = int(x_clean[0].numel())
         #: work of one call per image, by oracle (:mod:`benchmark_utils.work`)
         self.work_weights = work_weights(regulariser, forward, self.image_shape)
-        self.counters = self._new_counters()
+        self.counters = Counters(
+            self.n_images, device=x_clean.device, weights=self.work_weights
+        )
         #: inner solves (lower level, conjugate gradient) stopped at their cap
         self.cap_hits = 0
         self.cost_cap = None
         self.deadline = None
-
-    def _new_counters(self):
-        return Counters(
-            self.n_images, device=self.x_clean.device, weights=self.work_weights
-        )
 
     # -- information that runs no image work (not counted) ----------------
     @property
@@ -237,16 +212,10 @@ class CountedOracles:
     def set_limits(self, cost_cap=None, deadline=None):
         """Refuse calls past a cost cap and a deadline (None: no limit).
 
-        Parameters
-        ----------
-        cost_cap : int, optional
-            A cost call (``ll_grad``, ``hvp``) starting with
-            ``counters.cost >= cost_cap`` raises ``LimitReached("budget")``.
-            A call that starts below the cap runs in full, so the cost ends
-            at most one call (one inner iteration of the batch) past it.
-        deadline : float, optional
-            A ``time.time()`` value; any counted call starting at or after it
-            raises ``LimitReached("timeout")``.
+        A cost call (``ll_grad``, ``hvp``) starting at ``cost >= cost_cap``
+        raises ``LimitReached("budget")`` (one that starts below runs in
+        full); any counted call starting at ``time.time() >= deadline``
+        raises ``LimitReached("timeout")``.
         """
         self.cost_cap = cost_cap
         self.deadline = deadline

@@ -161,11 +161,14 @@ def readme_code(section):
     return body.split("```python\n", 1)[1].split("\n```", 1)[0]
 
 
-def load_script(name):
-    """The module ``scripts/<name>.py``, imported from its file."""
+def load_script(name, folder="scripts"):
+    """The module ``<folder>/<name>.py`` (``scripts`` or ``tools``), from its file."""
     import importlib.util
+    import sys
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.append(str(ROOT / "tools"))  # the tools' shared helpers
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

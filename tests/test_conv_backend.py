@@ -224,12 +224,12 @@ def test_float64_suites_with_each_backend_forced(backend):
 
 
 def test_speed_script_runs_on_tiny_shapes(monkeypatch, capsys):
-    """``scripts/speed.py`` tables 1 and 3 on tiny shapes (a smoke test)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
+    """``tools/speed.py`` tables 1 and 3 on tiny shapes (a smoke test)."""
+    sys.path.insert(0, str(ROOT / "tools"))
     try:
         import speed
     finally:
-        sys.path.remove(str(ROOT / "scripts"))
+        sys.path.remove(str(ROOT / "tools"))
     monkeypatch.setattr(speed, "HOT_CONFIGS", [(2, 1, 12, 4, 5)])
     monkeypatch.setattr(speed, "SIZES", (8,))
     monkeypatch.setattr(speed, "BATCHES", (1, 2))

@@ -1,4 +1,4 @@
-"""scripts/regulariser_study.py on a hand-made parquet frame."""
+"""tools/regulariser_study.py on a hand-made parquet frame."""
 
 import pandas as pd
 import pytest
@@ -7,7 +7,7 @@ from tests.bench_helpers import load_script
 
 
 def _module():
-    return load_script("regulariser_study")
+    return load_script("regulariser_study", "tools")
 
 
 def _frame():
@@ -57,17 +57,19 @@ def test_equal_cost_final_value_and_cost_to_99_percent():
     assert table.loc["foe", "not ok"] == 1 and table.loc["foe", "runs"] == 3
 
 
-def test_readme_block_is_replaced(tmp_path):
+def test_docs_block_is_replaced(tmp_path):
     mod = _module()
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{mod.START}\nold\n{mod.END}\noutro\n")
+    docblock = load_script("docblock", "tools")
+    page = tmp_path / "page.md"
+    start, end = docblock.markers(mod.BLOCK)
+    page.write_text(f"intro\n{start}\nold\n{end}\noutro\n")
     block = mod.markdown(mod.summarise(_frame()))
-    mod.write_readme(readme, block)
-    text = readme.read_text()
+    docblock.write_block(page, mod.BLOCK, block)
+    text = page.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "| foe | ISGD | 31.00 | 21.00 |" in text
     assert "noisy input: 20.00 dB" in text
     other = tmp_path / "other.md"
     other.write_text("no markers here\n")
-    with pytest.raises(ValueError, match="has no"):
-        mod.write_readme(other, block)
+    with pytest.raises(SystemExit, match="has no"):
+        docblock.write_block(other, mod.BLOCK, block)

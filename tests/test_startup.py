@@ -1,4 +1,4 @@
-"""Start-up cost of a solver process (issue 13, README "Run times").
+"""Start-up cost of a solver process (docs/speed.md, "Start-up").
 
 benchopt imports the objective, dataset, solver and plot modules of the
 benchmark before it runs a cell (and every ``-j`` worker imports them
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("deepinv", "torchvision", "skimage", "matplotlib", "scipy", "sklearn")
@@ -80,14 +81,9 @@ def test_benchmark_modules_list_is_complete():
     assert len([m for m in MODULES if m.startswith("solvers.")]) >= 8
 
 
-# -- scripts/run_times.py ---------------------------------------------------
+# -- tools/run_times.py -----------------------------------------------------
 def _run_times():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import run_times
-    finally:
-        sys.path.pop(0)
-    return run_times
+    return load_script("run_times", "tools")
 
 
 def _cell(task, solver, seconds, status="budget", eval_seconds=1.0):
@@ -122,18 +118,19 @@ def test_run_times_goals_and_timeouts():
     assert not rt.summary("quick", [_cell("d", "BSA", 3.0)], wall=61.0)["ok"]
 
 
-def test_run_times_rewrites_only_its_readme_block(tmp_path):
+def test_run_times_rewrites_only_its_docs_block(tmp_path):
     rt = _run_times()
-    readme = tmp_path / "README.md"
+    start, end = rt.markers(rt.BLOCK)
+    readme = tmp_path / "speed.md"
     readme.write_text(
-        f"intro\n{rt.START}\nold text\n- `benchopt run . --config configs/quick.yml`:"
-        f" 50 s wall\n{rt.END}\nrest\n",
+        f"intro\n{start}\nold text\n- `benchopt run . --config configs/quick.yml`:"
+        f" 50 s wall\n{end}\nrest\n",
         encoding="utf-8",
     )
     res = rt.summary("default", [_cell("denoising", "MAID", 3.0)], wall=200.0)
-    rt.write_readme([res], readme)
+    rt.write_docs([res], readme)
     text = readme.read_text(encoding="utf-8")
-    assert text.startswith("intro\n") and text.endswith(f"{rt.END}\nrest\n")
+    assert text.startswith("intro\n") and text.endswith(f"{end}\nrest\n")
     assert "old text" not in text
     assert "- `benchopt run .`: 200 s wall for 1 cells" in text
     assert "no cell timed out" in text
@@ -141,4 +138,4 @@ def test_run_times_rewrites_only_its_readme_block(tmp_path):
     unmarked = tmp_path / "unmarked.md"
     unmarked.write_text("no block\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="run-times"):
-        rt.write_readme([res], unmarked)
+        rt.write_docs([res], unmarked)

@@ -18,14 +18,13 @@ leaves the evaluation out) plus the ``eval_seconds`` that
 latter over the sum of both. The run's own wall time also counts start-up
 and data set-up.
 
-With ``--readme`` the script rewrites the block of README.md between
-``<!-- run-times:start -->`` and ``<!-- run-times:end -->`` with the
-numbers it measured. Usage::
+With ``--write`` the script rewrites the ``run-times`` block of
+``docs/speed.md`` with the numbers it measured. Usage::
 
-    python scripts/run_times.py --readme              # both runs (~6 min)
-    python scripts/run_times.py --only quick
-    python scripts/run_times.py --read default=outputs/a.parquet:341 \\
-        --read quick=outputs/b.parquet:48              # reuse files (wall in s)
+    python tools/run_times.py --write               # both runs (~2 min)
+    python tools/run_times.py --only quick
+    python tools/run_times.py --read default=outputs/a.parquet:341 \\
+        --read quick=outputs/b.parquet:48            # reuse files (wall in s)
 """
 
 from __future__ import annotations
@@ -43,12 +42,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from docblock import markers, read_block, write_block  # noqa: E402, F401
 
 #: name -> extra arguments of ``benchopt run .``
 RUNS = {"default": [], "quick": ["--config", "configs/quick.yml"]}
 #: name -> (most seconds for the whole run, most seconds for one cell)
 GOALS = {"default": (300.0, 20.0), "quick": (60.0, None)}
-START, END = "<!-- run-times:start -->", "<!-- run-times:end -->"
+BLOCK = "run-times"
 CELL = ["dataset_name", "objective_name", "solver_name", "idx_rep"]
 
 
@@ -144,8 +146,8 @@ def print_report(name, cells, res):
     )
 
 
-def readme_block(results, old="", note="other work possibly running"):
-    """Markdown of the README block (between START and END).
+def docs_block(results, old="", note="other work possibly running"):
+    """Markdown of the ``run-times`` block of ``docs/speed.md``.
 
     A run not measured this time keeps its line from ``old``, the block's
     previous text.
@@ -153,8 +155,7 @@ def readme_block(results, old="", note="other work possibly running"):
     today = datetime.date.today().isoformat()
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     lines = [
-        START,
-        f"Measured on {today} by `python scripts/run_times.py --readme` on a "
+        f"Measured on {today} by `python tools/run_times.py --write` on a "
         f"{os.cpu_count()}-core CPU (OMP_NUM_THREADS {threads}; the objective's "
         f"`n_threads=1` sets torch's threads), {note}:",
         "",
@@ -178,20 +179,13 @@ def readme_block(results, old="", note="other work possibly running"):
             + f"; evaluation {100 * res['share']:.0f} % of the cells' time."
         )
     lines += [bullets[cmd] for cmd in sorted(bullets)]
-    lines.append(END)
     return "\n".join(lines)
 
 
-def write_readme(results, readme=ROOT / "README.md", note=None):
-    """Replace the marked block of ``readme`` with the numbers of ``results``."""
-    text = readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme} has no {START} ... {END} block")
-    head, rest = text.split(START, 1)
-    old, tail = rest.split(END, 1)
+def write_docs(results, page=ROOT / "docs" / "speed.md", note=None):
+    """Replace the ``run-times`` block of ``page`` with ``results``."""
     kwargs = {} if note is None else {"note": note}
-    block = readme_block(results, old, **kwargs)
-    readme.write_text(head + block + tail, encoding="utf-8")
+    write_block(page, BLOCK, docs_block(results, read_block(page, BLOCK), **kwargs))
 
 
 def parse_read(spec):
@@ -215,11 +209,9 @@ def main(argv=None):
         help="reuse a result file: default=PATH:WALL_SECONDS (repeatable)",
     )
     parser.add_argument(
-        "--readme", action="store_true", help="rewrite README.md's run-times block"
+        "--write", action="store_true", help="rewrite docs/speed.md's run-times block"
     )
-    parser.add_argument(
-        "--note", help="how loaded the machine was, for the README (e.g. 'load 3')"
-    )
+    parser.add_argument("--note", help="how loaded the machine was (e.g. 'load 3')")
     args = parser.parse_args(argv)
     given = {name: (path, wall) for name, path, wall in args.read}
     names = [args.only] if args.only else list(RUNS)
@@ -230,9 +222,9 @@ def main(argv=None):
         res = summary(name, cells, wall)
         print_report(name, cells, res)
         results.append(res)
-    if args.readme:
-        write_readme(results, note=args.note)
-        print("\nREADME.md run-times block rewritten")
+    if args.write:
+        write_docs(results, note=args.note)
+        print("\ndocs/speed.md run-times block rewritten")
     return 0 if all(r["ok"] for r in results) else 1
 
 

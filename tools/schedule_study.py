@@ -16,7 +16,7 @@ al., arXiv 2511.06774).
 
 Usage::
 
-    python scripts/schedule_study.py [outputs/schedule_study.parquet]
+    python tools/schedule_study.py [outputs/schedule_study.parquet]
         [--fractions 0.25 0.5 1.0]
 """
 

@@ -10,7 +10,7 @@ table of the weights instead.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python scripts/work_weights.py [--rounds 15] [--markdown]
+    OMP_NUM_THREADS=1 python tools/work_weights.py [--rounds 15] [--markdown]
 """
 
 from __future__ import annotations

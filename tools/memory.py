@@ -29,7 +29,7 @@ The script prints a markdown table (the one in ``docs/memory.md``).
 
 Usage::
 
-    python scripts/memory.py [--n-train 1000] [--patch-size 64]
+    python tools/memory.py [--n-train 1000] [--patch-size 64]
         [--batch-size 4] [--task denoising] [--device auto] [--evaluate]
 """
 
@@ -220,7 +220,7 @@ def main(argv=None):
 
     def objective_new(obj):
         ours = [obj.x_train, obj.y_train, obj.x_test, obj.y_test]
-        ours += [o._aty for o in obj._eval.values()]
+        ours += [o._aty for o in obj.evaluation.oracles.values()]
         return tensor_mib(*data_storages, *ours) - tensor_mib(*data_storages)
 
     meter("objective", set_data, objective_new)
@@ -235,7 +235,7 @@ def main(argv=None):
         return ours + list(s.oracles.counters.per_image.values())
 
     known = data_storages + [objective.x_train, objective.y_train]
-    known += [o._aty for o in objective._eval.values()]
+    known += [o._aty for o in objective.evaluation.oracles.values()]
 
     def solver_new(s):
         return tensor_mib(*known, *solver_state(s)) - tensor_mib(*known)
@@ -265,7 +265,9 @@ def main(argv=None):
                 return objective.evaluate_result(**solver.get_result())
 
         def eval_new(_):
-            mems = [t for m in objective._memory.values() for t in m.tensors()]
+            mems = [
+                t for m in objective.evaluation.memory.values() for t in m.tensors()
+            ]
             return tensor_mib(*mems)
 
         meter("evaluation", evaluate, eval_new)

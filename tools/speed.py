@@ -23,7 +23,7 @@ Tables:
 2. one ISGD step on the default problem (``benchopt`` classes, default
    parameters) against one counted ``ll_grad`` per image on its batch:
    ``step / cost`` is the step's time per unit of counted cost
-   (``/work/shared/ALGORITHMS.md`` section 3) divided by that time;
+   (``docs/maths.md`` section 3.2) divided by that time;
 3. per-image ``ll_grad`` time against batch size (1, 4, 16, 64) and image
    side (64, 128, 256), grey, 8 filters 5x5: one call on the whole batch,
    and in cache-sized chunks as the loops call it
@@ -33,7 +33,7 @@ Fixed seeds; one thread unless ``--threads``.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python scripts/speed.py [--rounds 15] [--device cpu]
+    OMP_NUM_THREADS=1 python tools/speed.py [--rounds 15] [--device cpu]
         [--tables 1,2,3]
 """
 

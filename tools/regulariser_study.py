@@ -12,29 +12,30 @@ settings come from training or validation data (docs/tuning.md).
 
 Usage::
 
-    python scripts/regulariser_study.py outputs/regularisers.parquet
-        [--readme README.md]
+    python tools/regulariser_study.py outputs/regularisers.parquet [--write]
 
-With ``--readme``, the table replaces the block between the markers
-``<!-- regulariser-study:start -->`` and ``<!-- regulariser-study:end -->``.
+With ``--write``, the table replaces the ``regulariser-study`` block of
+``docs/regularisers.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+
+from docblock import write_block  # noqa: E402
 
 from benchmark_utils.plot_utils import short_labels  # noqa: E402
 
-START = "<!-- regulariser-study:start -->"
-END = "<!-- regulariser-study:end -->"
+BLOCK = "regulariser-study"
+PAGE = ROOT / "docs" / "regularisers.md"
 KEYS = ["task", "regulariser", "solver"]
 
 
@@ -144,26 +145,16 @@ def markdown(table):
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_readme(readme, block):
-    """Replace the text between the study markers of ``readme``."""
-    text = Path(readme).read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} block")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    new = pattern.sub(lambda _: f"{START}\n{block}{END}", text)
-    Path(readme).write_text(new, encoding="utf-8")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("parquet")
-    parser.add_argument("--readme", default=None)
+    parser.add_argument("--write", action="store_true", help=f"rewrite {PAGE.name}")
     args = parser.parse_args(argv)
     table = summarise(pd.read_parquet(args.parquet))
     block = markdown(table)
     print(block)
-    if args.readme:
-        write_readme(args.readme, block)
+    if args.write:
+        write_block(PAGE, BLOCK, block)
     return table
 
 
