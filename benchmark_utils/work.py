@@ -23,7 +23,7 @@ costs its forward pass plus about twice it backward (one pass for the input
 gradient and one for the filter gradient of every correlation): 5 passes
 for a mixed product that differentiates a 2-pass gradient.
 
-These are counts, not timings: ``scripts/work_weights.py`` compares them
+These are counts, not timings: ``tools/work_weights.py`` compares them
 with measured CPU time per call.
 """
 

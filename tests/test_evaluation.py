@@ -1,4 +1,4 @@
-"""The objective's evaluation machinery (README "Evaluation cost").
+"""The evaluation machinery (benchmark_utils/evaluation.py, docs/report.md).
 
 - :func:`benchmark_utils.metrics.psnr` is deepinv's PSNR bit for bit;
 - runs that replay the cached first evaluation (theta0, cold starts) get,
