@@ -53,8 +53,8 @@ class Objective(UtilsDigest, BaseObjective):
         "n_filters": [8],
         "kernel_size": [5],
         "mu": [1e-3],
-        "budget": [8_000],
-        "n_checkpoints": [12],
+        "budget": [16_000],
+        "n_checkpoints": [8],
         "eval_tol": [1e-4],
         "device": ["auto"],
         "n_threads": [1],
@@ -66,24 +66,14 @@ class Objective(UtilsDigest, BaseObjective):
         "dataset": {
             "name": "denoising",
             "n_train": 4,
-            "n_val": 2,
-            "n_test": 2,
+            "n_val": 1,
+            "n_test": 1,
             "patch_size": 16,
+            "image_size": 32,
         },
     }
 
-    def set_data(
-        self,
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        x_test,
-        y_test,
-        forward,
-        task,
-        setup_error=None,
-    ):
+    def set_data(self, train, val, test, task, setup_error=None):
         """Validate the parameters and build the problem; never raises.
 
         benchopt 1.10 calls ``set_data`` outside its per-cell error handling,
@@ -94,22 +84,19 @@ class Objective(UtilsDigest, BaseObjective):
         if setup_error is not None:
             return
         try:
-            data = dict(
-                train=(x_train, y_train), val=(x_val, y_val), test=(x_test, y_test)
-            )
-            self._build(data, forward, task)
+            self._build(dict(train=train, val=val, test=test), task)
         except Exception as err:  # raised again, per cell, by get_objective
             self._setup_error = err
 
-    def _build(self, data, forward, task):
+    def _build(self, data, task):
         # validated values go to private names: benchopt refuses a run whose
         # parameters set_data changed
         own = self.name
         check_choice(self.regulariser, "regulariser", sorted(REGULARISERS), own)
         n_filters = check_int(self.n_filters, "n_filters", 1, MAX_N_FILTERS, own)
-        patch = min(data["train"][0].shape[-2:])
+        patch = min(data["train"].x.shape[-2:])
         kernel_size = check_int(self.kernel_size, "kernel_size", 1, patch, own)
-        mu = check_mu(self.mu, forward, own)
+        mu = check_mu(self.mu, data["train"].forward, own)
         self._budget = check_int(self.budget, "budget", 1, MAX_BUDGET, own)
         n_checkpoints = check_int(self.n_checkpoints, "n_checkpoints", 1, 1000, own)
         eval_tol = check_real(self.eval_tol, "eval_tol", *EVAL_TOL, owner=own)
@@ -117,22 +104,20 @@ class Objective(UtilsDigest, BaseObjective):
         torch.set_num_threads(check_threads(self.n_threads, own))
         self.dev = check_device(self.device, own)
         self.task = task
-        fwd = forward.to(self.dev)
-        data = {k: tuple(t.to(self.dev) for t in xy) for k, xy in data.items()}
-        (self.x_train, self.y_train), (self.x_test, self.y_test) = (
-            data["train"],
-            data["test"],
-        )
+        data = {name: s.to(self.dev) for name, s in data.items()}
+        self.train, self.test = data["train"], data["test"]
         self.reg = make_regulariser(
             self.regulariser,
-            self.x_train.shape[1],
+            self.train.x.shape[1],
             n_filters=n_filters,
             kernel_size=kernel_size,
         )
-        self.problem = BilevelProblem(self.reg, fwd, self.x_train, self.y_train, mu)
+        self.problem = BilevelProblem(
+            self.reg, self.train.forward, self.train.x, self.train.y, mu
+        )
         self.checkpoints = cost_checkpoints(self._budget, n_checkpoints)
         key = (self.regulariser, n_filters, kernel_size, str(self.dev))
-        self.evaluation = Evaluation(self.reg, fwd, data, mu, eval_tol, key)
+        self.evaluation = Evaluation(self.reg, data, mu, eval_tol, key)
 
     def get_objective(self):
         if getattr(self, "_setup_error", None) is not None:
@@ -155,21 +140,17 @@ class Objective(UtilsDigest, BaseObjective):
         if n_outer == 0 and all(int(counters[n]) == 0 for n in COUNTER_NAMES):
             self._eval_seconds = 0.0  # a new run
         ev = self.evaluation
-        theta = theta.to(device=self.dev, dtype=self.x_train.dtype)
+        theta = theta.to(device=self.dev, dtype=self.train.x.dtype)
         # a new run starts from the cached theta0 evaluation: evaluation warm
         # starts never leak between runs
-        cols = ev.evaluate_init(theta) if n_outer == 0 else ev.evaluate(theta)
-        out = {key: cols[key] for key in ("value", "psnr_train", "psnr_val")}
-        out.update(psnr_test=cols["psnr_test"], mse_test=cols["mse_test"])
-        out["psnr_test_measurement"] = ev.psnr_measurement
-        out["psnr_test_init"] = ev.init_columns(self.theta0)["psnr_test"]
+        out = ev.evaluate_init(theta) if n_outer == 0 else ev.evaluate(theta)
+        out.update(ev.measurement, **ev.init_columns(self.theta0))
         out.update({name: int(counters[name]) for name in COUNTER_NAMES})
         out["cost"] = out["ll_grad"] + out["hvp"]
         out["work"] = float(counters.get("work", 0.0))
         out["n_outer"] = int(n_outer)
         out["diverged"] = int(diverged)
-        out["status"] = str(counters.get("status", "ok"))
-        out["eval_cap_hits"] = cols["eval_cap_hits"]
+        out["status"] = ev.status(out["value"], str(counters.get("status", "ok")))
         out.update({key: float(val) for key, val in (info or {}).items()})
         self._eval_seconds = getattr(self, "_eval_seconds", 0.0)
         self._eval_seconds += time.perf_counter() - start

@@ -1,28 +1,12 @@
-"""Image sources and deterministic patches (``docs/maths.md`` section 1).
+"""Image sources (``docs/data.md``): float32 (C, H, W) tensors in [0, 1].
 
-Images are float32 tensors of shape ``(C, H, W)`` with values in ``[0, 1]``.
-Sources (:data:`SOURCES`):
-
-- ``"skimage"`` (default): natural images shipped inside the scikit-image
-  wheel (:data:`SKIMAGE_IMAGES`); no network access is ever needed.
-- ``"kodak24"``, ``"bsds500"``, ``"cbsd68"``: deepinv's dataset classes
-  (``deepinv.datasets.Kodak24``, ``BSDS500``, ``CBSD68``) find, check and
-  (only with ``download=True``) download the files under ``data_path``, and
-  their items are the images.
-- ``"folder"``: every ``.png``, ``.jpg`` or ``.jpeg`` file of a folder, read
-  through ``deepinv.datasets.ImageFolder``.
-
-Every image goes through :func:`_to_tensor` (one conversion for all sources:
-grayscale modes kept, alpha dropped, BT.601 luma for grayscale). A file that
-cannot be decoded gives a one-line ``ValueError`` naming it.
-
-:func:`extract_patches` cuts patches at positions drawn from a local
-``numpy.random.Generator`` (the global RNGs are never used) and
-:func:`make_splits` builds training, validation and test patches from three
-disjoint sets of images (:func:`split_train_val_test`; ``docs/data.md``,
-"Patches"), so every patch of one source image is in one set. The public
-functions validate their parameters once; the private helpers they call do
-not validate again.
+Sources (:data:`SOURCES`): ``"skimage"`` (the offline default, photographs
+shipped inside the scikit-image wheel), ``"kodak24"``, ``"bsds500"``,
+``"cbsd68"`` (deepinv's data sets, downloaded only with ``download=True``)
+and ``"folder"`` (the PNG and JPEG files of a folder). Every image goes
+through one conversion (:func:`_to_tensor`: grayscale modes kept, alpha
+dropped, BT.601 luma for grayscale); a file that cannot be decoded gives a
+one-line ``ValueError`` naming it.
 """
 
 import os
@@ -31,16 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .validation import check_bool, check_choice, check_int, fail
+from .validation import check_bool, check_choice, fail
 
-#: Natural images of ``skimage.data`` that load offline from files inside the
-#: scikit-image wheel, in the order used to split train, validation and test
-#: images (see :func:`split_train_val_test`: camera to immunohistochemistry
-#: train, retina and motorcycle validate, gravel to moon test).
-#: ``"motorcycle"`` is the left view of ``skimage.data.stereo_motorcycle()``.
-#: Not included: ``clock`` (motion blurred on purpose, so not a clean ground
-#: truth) and the images that scikit-image fetches over the network (e.g.
-#: ``eagle``, ``lily``).
+#: The photographs of everyday scenes and textures among the images of
+#: ``skimage.data`` that load offline (``docs/data.md``, "The offline
+#: default"); ``"motorcycle"`` is the left view of ``stereo_motorcycle()``.
+#: Left out: microscopy, medical, astronomical, synthetic and binary images,
+#: ``clock`` (motion-blurred on purpose) and ``cat`` (= ``chelsea``).
 SKIMAGE_IMAGES = (
     "camera",
     "astronaut",
@@ -48,15 +29,10 @@ SKIMAGE_IMAGES = (
     "coffee",
     "coins",
     "grass",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
     "motorcycle",
     "gravel",
     "chelsea",
     "rocket",
-    "cell",
-    "moon",
 )
 
 SOURCES = ("skimage", "kodak24", "bsds500", "cbsd68", "folder")
@@ -304,402 +280,19 @@ def load_images(
     download=False,
     owner="",
 ):
-    """Load the images of a source.
+    """``[(name, image), ...]`` of a source, in its order.
 
-    Parameters
-    ----------
-    source : str, default="skimage"
-        ``"skimage"`` (the offline images :data:`SKIMAGE_IMAGES`, in that
-        order), ``"kodak24"`` (24 images, file-name order), ``"bsds500"`` (the
-        400 images of the ``train`` and ``test`` splits, deepinv's
-        ``train=True``), ``"cbsd68"`` (68 images; needs the HuggingFace
-        ``datasets`` package) or ``"folder"``.
-    grayscale : bool, default=True
-        One channel (colour converted with the BT.601 weights
-        :data:`LUMA_WEIGHTS`) if ``True``; else three channels (grayscale
-        images repeated).
-    folder : str or pathlib.Path, optional
-        For ``source="folder"`` only: a directory (``~`` expanded) whose
-        ``.png``, ``.jpg`` and ``.jpeg`` files (not sub-directories) are
-        loaded, sorted by file name. Alpha channels are dropped, 16-bit
-        images scaled by 1/65535.
-    data_path : str or pathlib.Path, optional
-        Root directory of the deepinv data sets (their ``root`` argument);
-        ``None`` means deepinv's default cache directory.
-    download : bool, default=False
-        Whether the deepinv data sets may be downloaded into ``data_path``
-        when missing. Never needed for ``"skimage"`` and ``"folder"``.
-    owner : str, default=""
-        Component named in error messages.
+    ``source``: ``"skimage"`` (:data:`SKIMAGE_IMAGES`), ``"kodak24"`` (24
+    images, file-name order), ``"bsds500"`` (the 400 images of deepinv's
+    ``train=True``), ``"cbsd68"`` (68 images; needs the ``datasets``
+    package) or ``"folder"`` (the ``.png``, ``.jpg``, ``.jpeg`` files of
+    ``folder``, by file name). ``grayscale``: one channel (BT.601 luma), else
+    three (grey images repeated). ``data_path``: root of deepinv's data sets
+    (None: its cache); ``download``: whether they may be downloaded there.
+    Images are float32 (C, H, W) in [0, 1]; sizes may differ.
 
-    Returns
-    -------
-    images : list of torch.Tensor
-        Float32 tensors of shape ``(C, H, W)`` with values in ``[0, 1]``,
-        ``C = 1`` if ``grayscale`` else 3; sizes may differ between images.
-
-    Raises
-    ------
-    ValueError
-        A bad parameter; a missing, empty or non-existent ``folder``; an
-        unreadable file (named); a deepinv data set that is not on disk while
-        ``download=False``.
-    ImportError
-        ``source="cbsd68"`` without the ``datasets`` package.
+    Raises ``ValueError`` for a bad parameter, a missing or empty folder, an
+    unreadable file (named) or a data set not on disk without ``download``.
     """
     _check_source(source, folder, grayscale, download, owner)
-    named = _load(source, grayscale, folder, data_path, download, owner)
-    return [img for _, img in named]
-
-
-# --------------------------------------------------------------------------
-# Patches
-# --------------------------------------------------------------------------
-
-
-def _plan_patches(shapes, names, n_patches, patch_size, seed, n_name):
-    """Draw (image index, row, col) of each patch; see :func:`extract_patches`."""
-    if len(shapes) == 0:
-        raise ValueError("images must contain at least one image")
-    n_pos_h, n_pos_w = [], []
-    for (h, w), name in zip(shapes, names, strict=True):
-        if h < patch_size or w < patch_size:
-            raise ValueError(
-                f"image {name} of size {h}x{w} is smaller than patch_size={patch_size}"
-            )
-        n_pos_h.append(h - patch_size + 1)
-        n_pos_w.append(w - patch_size + 1)
-    capacity = [a * b for a, b in zip(n_pos_h, n_pos_w, strict=True)]
-    if n_patches > sum(capacity):
-        raise ValueError(
-            f"{n_name}={n_patches} exceeds the {sum(capacity)} distinct "
-            f"{patch_size}x{patch_size} patch positions of the "
-            f"{len(shapes)} image(s)"
-        )
-
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(shapes))
-    # Round-robin over the permuted images, skipping the exhausted ones.
-    counts = [0] * len(shapes)
-    owner = []
-    while len(owner) < n_patches:
-        for j in order:
-            if len(owner) == n_patches:
-                break
-            if counts[j] < capacity[j]:
-                counts[j] += 1
-                owner.append(int(j))
-    # Distinct random positions within each image.
-    positions = {}
-    for j in range(len(shapes)):
-        if counts[j]:
-            flat = rng.choice(capacity[j], size=counts[j], replace=False)
-            rows, cols = (flat // n_pos_w[j]).tolist(), (flat % n_pos_w[j]).tolist()
-            positions[j] = list(zip(rows, cols, strict=True))
-    plan, used = [], [0] * len(shapes)
-    for j in owner:
-        row, col = positions[j][used[j]]
-        used[j] += 1
-        plan.append((j, row, col))
-    return plan
-
-
-def _cut(images, names, n_patches, patch_size, seed, n_name, return_index=False):
-    """The patches of :func:`extract_patches` (arguments already validated)."""
-    shapes = [tuple(img.shape[-2:]) for img in images]
-    plan = _plan_patches(shapes, names, n_patches, patch_size, seed, n_name)
-    p = patch_size
-    patches = torch.stack(
-        [images[j][:, r : r + p, c : c + p] for j, r, c in plan]
-    ).contiguous()
-    if return_index:
-        return patches, torch.tensor([j for j, _, _ in plan], dtype=torch.long)
-    return patches
-
-
-def extract_patches(images, n_patches, patch_size, seed, *, return_index=False):
-    """Cut square patches at random, seeded positions.
-
-    The patches are spread over the images: the images are visited
-    round-robin in a seeded random order (patch ``k`` comes from the
-    ``k mod n``-th image of that order while none is exhausted), and the
-    top-left corners within one image are distinct positions drawn without
-    replacement. Everything comes from ``numpy.random.default_rng(seed)``, so
-    the same inputs and seed give the same patches.
-
-    Parameters
-    ----------
-    images : sequence of torch.Tensor
-        Images of shape ``(C, H, W)`` with the same ``C`` (sizes may differ).
-    n_patches : int
-        Number of patches, ``>= 1`` and at most the number of distinct
-        positions, ``sum over images of (H - p + 1) (W - p + 1)``.
-    patch_size : int
-        Side ``p >= 1`` of the square patches; every image must be at least
-        ``p x p``.
-    seed : int
-        Non-negative seed.
-    return_index : bool, default=False
-        Also return the index (in ``images``) of the image of each patch.
-
-    Returns
-    -------
-    patches : torch.Tensor
-        Shape ``(n_patches, C, p, p)``, dtype and device of the images.
-    image_index : torch.Tensor
-        Only if ``return_index``: long tensor of shape ``(n_patches,)``.
-
-    Raises
-    ------
-    ValueError
-        Bad ``n_patches``, ``patch_size`` or ``seed``; no image; an image
-        smaller than the patch (named ``images[i]``); more patches than
-        distinct positions; images with different channel counts.
-    """
-    images = list(images)
-    n_patches = check_int(n_patches, "n_patches", 1)
-    patch_size = check_int(patch_size, "patch_size", 1)
-    seed = check_int(seed, "seed", 0)
-    names = [f"images[{i}]" for i in range(len(images))]
-    for img, name in zip(images, names, strict=True):
-        if not isinstance(img, torch.Tensor) or img.ndim != 3:
-            raise ValueError(
-                f"image {name} must be a tensor of shape (C, H, W), got "
-                f"{getattr(img, 'shape', type(img).__name__)}"
-            )
-    if len({img.shape[0] for img in images}) > 1:
-        raise ValueError(
-            "images must all have the same number of channels, got "
-            f"{sorted({img.shape[0] for img in images})}"
-        )
-    return _cut(images, names, n_patches, patch_size, seed, "n_patches", return_index)
-
-
-def split_images(n_images):
-    """Indices of the training and test images in a list of ``n_images``.
-
-    The two-way split of :func:`make_train_test`; with a validation set, see
-    :func:`split_train_val_test`.
-
-    The last ``max(1, n_images // 3)`` images are for testing, the others for
-    training.
-
-    Parameters
-    ----------
-    n_images : int
-        Number of images, ``>= 2``.
-
-    Returns
-    -------
-    train_idx, test_idx : list of int
-        Disjoint index lists covering ``range(n_images)``.
-    """
-    if n_images < 2:
-        raise ValueError(
-            "at least 2 images are needed to build disjoint training and test "
-            f"images, the source gave {n_images}"
-        )
-    n_test = max(1, n_images // 3)
-    return list(range(n_images - n_test)), list(range(n_images - n_test, n_images))
-
-
-def split_train_val_test(n_images):
-    """Indices of the training, validation and test images of ``n_images``.
-
-    The test images are those of :func:`split_images` (the last
-    ``max(1, n_images // 3)``); the ``max(1, n_images // 6)`` images just
-    before them are for validation, the others for training. Whole images go
-    to one set, so no patch of a validation or test image is ever trained on
-    (``docs/data.md``, "Patches").
-
-    Parameters
-    ----------
-    n_images : int
-        Number of images, ``>= 3``.
-
-    Returns
-    -------
-    train_idx, val_idx, test_idx : list of int
-        Disjoint, non-empty index lists covering ``range(n_images)``.
-
-    Raises
-    ------
-    ValueError
-        Fewer than 3 images.
-    """
-    if n_images < 3:
-        raise ValueError(
-            "at least 3 images are needed to build disjoint training, validation "
-            f"and test images, the source gave {n_images}"
-        )
-    n_test = max(1, n_images // 3)
-    n_val = max(1, n_images // 6)
-    n_train = n_images - n_test - n_val
-    return (
-        list(range(n_train)),
-        list(range(n_train, n_train + n_val)),
-        list(range(n_train + n_val, n_images)),
-    )
-
-
-def _patch_sets(named, splits, counts, count_names, patch_size, seed):
-    """Patches of each index set of ``splits`` (arguments already validated).
-
-    Set ``k`` is cut with :func:`extract_patches`'s rule from the ``k``-th
-    word of ``numpy.random.SeedSequence(seed).generate_state``; the words
-    are a prefix-stable stream, so adding a set leaves the earlier ones'
-    positions unchanged.
-    """
-    seeds = np.random.SeedSequence(seed).generate_state(len(splits))
-    out = []
-    for idx, n, n_name, s in zip(splits, counts, count_names, seeds, strict=True):
-        images = [named[i][1] for i in idx]
-        names = [repr(named[i][0]) for i in idx]
-        out.append(_cut(images, names, n, patch_size, int(s), n_name))
-    return tuple(out)
-
-
-def make_splits(
-    source="skimage",
-    *,
-    n_train,
-    n_val,
-    n_test,
-    patch_size,
-    grayscale=True,
-    seed=0,
-    folder=None,
-    data_path=None,
-    download=False,
-    owner="",
-):
-    """Training, validation and test patches cut from disjoint sets of images.
-
-    The images of the source (see :func:`load_images`) are split by
-    :func:`split_train_val_test` (test: the last third; validation: the
-    sixth before it; training: the rest, at least one image each). The three
-    sets are drawn with :func:`extract_patches` from the words 0 (train),
-    1 (test) and 2 (validation) of ``numpy.random.SeedSequence(seed)``: the
-    training and test positions are those :func:`make_train_test` draws
-    from the same images. The validation patches are what a tuning protocol
-    may look at (``docs/tuning.md``); the test patches are only reported.
-
-    Parameters
-    ----------
-    source : str, default="skimage"
-        Image source, see :func:`load_images`.
-    n_train, n_val, n_test : int
-        Numbers of training, validation and test patches (``>= 1``).
-    patch_size : int
-        Side of the square patches (``>= 1``).
-    grayscale : bool, default=True
-        One channel if ``True``, else three.
-    seed : int, default=0
-        Non-negative seed of the patch positions.
-    folder, data_path, download, owner
-        See :func:`load_images`.
-
-    Returns
-    -------
-    x_train, x_val, x_test : torch.Tensor
-        Shapes ``(n, C, patch_size, patch_size)`` with ``n`` = ``n_train``,
-        ``n_val``, ``n_test``; float32 in ``[0, 1]``.
-
-    Raises
-    ------
-    ValueError
-        Bad parameters (named), fewer than 3 images, or more patches than the
-        images of a set can give.
-    """
-
-    def split(n):
-        train, val, test = split_train_val_test(n)
-        return train, test, val  # seed words 0, 1, 2
-
-    x_train, x_test, x_val = _validated_sets(
-        split,
-        {"n_train": n_train, "n_test": n_test, "n_val": n_val},
-        patch_size,
-        seed,
-        (source, grayscale, folder, data_path, download, owner),
-    )
-    return x_train, x_val, x_test
-
-
-def _validated_sets(split, counts, patch_size, seed, where):
-    """Validate, load ``where`` = (source, grayscale, folder, data_path,
-    download, owner), split the images and cut ``counts`` patches per set."""
-    source, grayscale, folder, data_path, download, owner = where
-    counts = {k: check_int(v, k, 1, owner=owner) for k, v in counts.items()}
-    patch_size = check_int(patch_size, "patch_size", 1, owner=owner)
-    seed = check_int(seed, "seed", 0, owner=owner)
-    _check_source(source, folder, grayscale, download, owner)
-    named = _load(source, grayscale, folder, data_path, download, owner)
-    return _patch_sets(
-        named,
-        split(len(named)),
-        tuple(counts.values()),
-        tuple(counts),
-        patch_size,
-        seed,
-    )
-
-
-def make_train_test(
-    source="skimage",
-    *,
-    n_train,
-    n_test,
-    patch_size,
-    grayscale=True,
-    seed=0,
-    folder=None,
-    data_path=None,
-    download=False,
-    owner="",
-):
-    """Training and test patches cut from disjoint sets of images (no validation).
-
-    The two-way split, for callers that need no validation set; the datasets
-    use :func:`make_splits`. The images of the source (see
-    :func:`load_images`) are split by :func:`split_images`: the last third
-    (at least one image) gives the test patches, the rest the training
-    patches. Both sets are drawn with
-    :func:`extract_patches` from two seeds derived from ``seed`` by
-    ``numpy.random.SeedSequence``.
-
-    Parameters
-    ----------
-    source : str, default="skimage"
-        Image source, see :func:`load_images`.
-    n_train, n_test : int
-        Numbers of training and test patches (``>= 1``).
-    patch_size : int
-        Side of the square patches (``>= 1``).
-    grayscale : bool, default=True
-        One channel if ``True``, else three.
-    seed : int, default=0
-        Non-negative seed of the patch positions.
-    folder, data_path, download, owner
-        See :func:`load_images`.
-
-    Returns
-    -------
-    x_train : torch.Tensor
-        Shape ``(n_train, C, patch_size, patch_size)``, float32 in ``[0, 1]``.
-    x_test : torch.Tensor
-        Shape ``(n_test, C, patch_size, patch_size)``, float32 in ``[0, 1]``.
-
-    Raises
-    ------
-    ValueError
-        Bad parameters (named), fewer than 2 images, or more patches than the
-        training or test images can give.
-    """
-    return _validated_sets(
-        split_images,
-        {"n_train": n_train, "n_test": n_test},
-        patch_size,
-        seed,
-        (source, grayscale, folder, data_path, download, owner),
-    )
+    return _load(source, grayscale, folder, data_path, download, owner)

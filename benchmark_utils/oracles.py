@@ -123,7 +123,7 @@ class _CountedHessian:
         self._oracles.check_limits(cost_call=True)
         self._oracles.counters.add("hvp", idx)
         out = self._reg_hessian(v, rows)
-        self._oracles._add_quadratic(out, v)
+        self._oracles._add_quadratic(out, v, idx)
         return out
 
 
@@ -253,15 +253,19 @@ class CountedOracles:
         self.counters.add("ll_grad", idx)
         g = self._reg.grad(x, theta)
         g.sub_(self._aty[idx])
-        self._add_quadratic(g, x)
+        self._add_quadratic(g, x, idx)
         return g
 
-    def _add_quadratic(self, out, v):
-        """out += (A^T A + mu I) v, in place (A = I: one fused pass)."""
+    def _add_quadratic(self, out, v, idx):
+        """out += (A_i^T A_i + mu I) v_i, in place (A = I: one fused pass)."""
         if self._identity:
             out.add_(v, alpha=1.0 + self.mu)
+        elif self.forward.mask is not None:  # inpainting: out += m_i v_i
+            out.addcmul_(v, self.forward.mask[idx])
+            if self.mu:
+                out.add_(v, alpha=self.mu)
         else:
-            out.add_(self.forward.AtA(v))
+            out.add_(self.forward.AtA(v, idx))
             if self.mu:
                 out.add_(v, alpha=self.mu)
 

@@ -1,137 +1,144 @@
-"""Build a task's data: clean patches, operator, frozen measurements.
+"""A task's data: images, operators and frozen measurements (``docs/data.md``).
 
-Shared by the files in ``datasets/`` (``docs/maths.md`` section 1;
-``docs/data.md``): training, validation and test patches come from three
-disjoint sets of source images; the noise is drawn once from the seed and
-frozen; validation and test measurements use independent noise draws. Each
-dataset parameter is validated once, by the function that uses it:
-``noise_level`` here, the image parameters in
-:func:`benchmark_utils.images.make_splits`, the operator parameters in
-:func:`benchmark_utils.forward.make_forward`; every message starts with the
-dataset's name.
+Shared by the files in ``datasets/``: :func:`build_task_data` cuts the
+training patches and the whole validation and test images from disjoint
+source images (:func:`benchmark_utils.splits.make_splits`), builds one
+forward operator per set (its image shape; inpainting: one mask per image)
+and draws each set's noise once from the seed. Each parameter is validated
+once, by the function that uses it; messages start with the dataset's name.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
 from benchopt import BaseDataset
 from benchopt.config import get_data_path
 
 from . import REQUIREMENTS
-from .forward import NOISE_SIGMA_MAX, make_forward
-from .images import DEEPINV_SOURCES, make_splits
+from .forward import NOISE_SIGMA_MAX, ForwardOperator, make_forward
+from .images import DEEPINV_SOURCES
+from .splits import SETS, make_splits
 from .validation import check_real
 
-#: Largest ``noise_level`` (0-255 scale): a noise standard deviation of at
-#: most the pixel range.
+#: largest ``noise_level`` (0-255 scale): a noise deviation of the pixel range
 NOISE_LEVEL_MAX = 255.0 * NOISE_SIGMA_MAX
 
-#: image parameters shared by every task, with their defaults (benchopt
-#: ``parameters`` lists); a dataset file adds its noise and operator ones
+#: image parameters of every task and their defaults (benchopt ``parameters``
+#: lists); a dataset file adds its noise and operator ones (``docs/data.md``)
 IMAGE_PARAMETERS = {
     "source": ["skimage"],
     "folder": [None],
     "download": [False],
-    "n_train": [16],
-    "n_val": [4],
-    "n_test": [8],
+    "n_train": [32],
+    "n_val": [2],
+    "n_test": [3],
     "patch_size": [32],
+    "image_size": [128],
     "grayscale": [True],
 }
 #: the small data of ``benchopt test``
-TEST_PARAMETERS = {"n_train": [4], "n_val": [2], "n_test": [2], "patch_size": [16]}
-
+TEST_PARAMETERS = {
+    "n_train": [4],
+    "n_val": [1],
+    "n_test": [1],
+    "patch_size": [16],
+    "image_size": [32],
+}
 #: dataset parameters that configure the operator rather than the images
 PHYSICS_PARAMETERS = ("kernel_size", "blur_sigma", "mask_ratio")
 
 
+@dataclass
+class ImageSet:
+    """One set: clean images ``x``, measurements ``y`` (n, C, H, W, float32)
+    and its :class:`~benchmark_utils.forward.ForwardOperator`; ``names`` are
+    its source images."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    forward: ForwardOperator
+    names: tuple = ()
+
+    def to(self, device):
+        """The set on ``device``."""
+        return ImageSet(
+            self.x.to(device), self.y.to(device), self.forward.to(device), self.names
+        )
+
+
 def build_task_data(
-    task,
-    *,
-    source,
-    folder,
-    download,
-    n_train,
-    n_val,
-    n_test,
-    patch_size,
-    grayscale,
-    noise_level,
-    seed,
-    **physics,
+    task, *, noise_level, seed, source, folder, download, grayscale, **params
 ):
-    """Data dict for ``Objective.set_data`` of one task.
+    """Data dict of one task for ``Objective.set_data``.
 
-    Parameters
-    ----------
-    task : str
-        ``"denoising"``, ``"deblurring"`` or ``"inpainting"``.
-    source, folder, download : str, str or None, bool
-        Image source (see :func:`benchmark_utils.images.load_images`); real
-        data sets are stored under benchopt's ``get_data_path(source)``.
-    n_train, n_val, n_test, patch_size : int
-        Number of training, validation and test patches and their side.
-    grayscale : bool
-        One channel or three.
-    noise_level : float
-        Noise standard deviation on the 0-255 scale, in
-        ``[0, NOISE_LEVEL_MAX]`` (sigma = noise_level / 255).
-    seed : int
-        Seed of patches, operator (e.g. inpainting mask) and noise.
-    **physics
-        ``kernel_size``, ``blur_sigma`` or ``mask_ratio``.
-
-    Returns
-    -------
-    data : dict
-        ``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
-        ``y_test`` (float32 tensors ``(n, C, p, p)``; measurement noise
-        seeds ``seed + 1``, ``seed + 3``, ``seed + 2``), ``forward`` (the
-        :class:`~benchmark_utils.forward.ForwardOperator`) and ``task``.
+    ``params`` holds the image parameters (:data:`IMAGE_PARAMETERS`: numbers
+    of training patches and of validation and test images, ``patch_size``,
+    ``image_size``) and the operator's (:data:`PHYSICS_PARAMETERS`);
+    ``noise_level`` is on the 0-255 scale. Returns ``{"train", "val", "test"}``
+    :class:`ImageSet` and ``task``. Operator masks and noise are drawn from
+    six words of ``numpy.random.SeedSequence(seed)``.
     """
     noise_level = check_real(noise_level, "noise_level", 0, NOISE_LEVEL_MAX, owner=task)
-    x_train, x_val, x_test = make_splits(
+    physics = {k: params.pop(k) for k in PHYSICS_PARAMETERS if k in params}
+    splits = make_splits(
         source,
-        n_train=n_train,
-        n_val=n_val,
-        n_test=n_test,
-        patch_size=patch_size,
-        grayscale=grayscale,
-        seed=seed,
         folder=folder,
         data_path=get_data_path(source) if source in DEEPINV_SOURCES else None,
         download=download,
-        owner=task,
-    )
-    forward = make_forward(
-        task,
-        image_shape=tuple(x_train.shape[1:]),
-        noise_sigma=noise_level / 255.0,
+        grayscale=grayscale,
         seed=seed,
-        dtype=x_train.dtype,
         owner=task,
-        **physics,
+        **params,
     )
-    y_train = forward.measure(x_train, seed=seed + 1)
-    y_test = forward.measure(x_test, seed=seed + 2)
-    y_val = forward.measure(x_val, seed=seed + 3)
-    return dict(
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        x_test=x_test,
-        y_test=y_test,
-        forward=forward,
-        task=task,
+    _report_flatness(task, source, splits)
+    words = np.random.SeedSequence(seed).generate_state(2 * len(SETS))
+    data = {"task": task}
+    for k, (name, x) in enumerate(
+        zip(SETS, (splits.x_train, splits.x_val, splits.x_test), strict=True)
+    ):
+        forward = make_forward(
+            task,
+            image_shape=tuple(x.shape[1:]),
+            n_images=x.shape[0],
+            noise_sigma=noise_level / 255.0,
+            seed=int(words[k]),
+            dtype=x.dtype,
+            owner=task,
+            **physics,
+        )
+        y = forward.measure(x, seed=int(words[len(SETS) + k]))
+        data[name] = ImageSet(x, y, forward, tuple(splits.names[name]))
+    return data
+
+
+def _report_flatness(task, source, splits):
+    """Say what the sets are made of for a user's images; warn when the
+    validation or test images are not comparable with the training ones."""
+    pct = {s: f"{100 * splits.flat[s]:.1f} %" for s in SETS}
+    text = (
+        f"{task} data from {source}: near-flat 32x32 windows in training "
+        f"{pct['train']}, validation {pct['val']}, test {pct['test']}"
     )
+    if not splits.comparable():
+        warnings.warn(
+            f"{text}: the validation or test images hold more than twice the "
+            "training images' share (docs/data.md, 'Comparable splits')",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif source != "skimage":
+        print(text)
 
 
 class TaskDataset(BaseDataset):
     """Base of the files in ``datasets/``: one task, its parameters, no code.
 
-    A subclass sets ``name`` (the task), ``parameters`` and
-    ``test_parameters``; the data seed is the same for every repetition, so
-    the noise and patches are frozen (``docs/maths.md`` section 1).
+    The data seed is the same for every repetition: patches, masks and noise
+    are frozen (``docs/maths.md`` section 1).
     """
 
     requirements = REQUIREMENTS
@@ -139,37 +146,16 @@ class TaskDataset(BaseDataset):
     def get_data(self):
         """The task's data dict; a bad parameter is returned, not raised.
 
-        benchopt 1.10 calls ``get_data`` while it enumerates the cells,
-        outside its per-cell error handling, so raising here would end the
-        whole run (exit 1, no result file) although the other datasets'
-        cells are fine. The error travels as ``setup_error`` to
-        ``Objective.set_data``, which raises it in each of this dataset's
-        cells, before any cost is spent.
+        benchopt 1.10 calls ``get_data`` outside its per-cell error handling,
+        so the error travels as ``setup_error`` to ``Objective.set_data``,
+        which raises it in each of this dataset's cells.
         """
         try:
-            return self._build()
+            return build_task_data(
+                self.name,
+                seed=self.get_seed(use_repetition=False),
+                **{key: getattr(self, key) for key in self.parameters},
+            )
         except (ValueError, TypeError, OSError) as err:
-            keys = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-            data = dict.fromkeys((*keys, "forward"))
+            data = dict.fromkeys(SETS)
             return dict(data, task=self.name, setup_error=err)
-
-    def _build(self):
-        physics = {
-            key: getattr(self, key)
-            for key in PHYSICS_PARAMETERS
-            if key in self.parameters
-        }
-        return build_task_data(
-            self.name,
-            source=self.source,
-            folder=self.folder,
-            download=self.download,
-            n_train=self.n_train,
-            n_val=self.n_val,
-            n_test=self.n_test,
-            patch_size=self.patch_size,
-            grayscale=self.grayscale,
-            noise_level=self.noise_level,
-            seed=self.get_seed(use_repetition=False),
-            **physics,
-        )

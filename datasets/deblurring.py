@@ -1,11 +1,7 @@
-"""Gaussian deblurring of natural-image patches (``docs/maths.md`` section 1).
+"""Gaussian deblurring: A = circular convolution with a ``kernel_size`` Gaussian
+of standard deviation ``blur_sigma``, y = A x + sigma n (``docs/data.md``).
 
-A is a circular convolution with a normalised ``kernel_size`` x
-``kernel_size`` Gaussian kernel of standard deviation ``blur_sigma``
-(``deepinv.physics.BlurFFT``), y_i = A x_i + sigma * noise_i with
-sigma = noise_level / 255, the noise frozen from the seed. A^T A is nearly
-singular, so the lower level relies on the objective's mu > 0. Sources as in
-the denoising dataset.
+A^T A is nearly singular: the lower level relies on the objective's mu > 0.
 """
 
 from benchmark_utils.tasks import IMAGE_PARAMETERS, TEST_PARAMETERS, TaskDataset
@@ -15,7 +11,7 @@ class Dataset(TaskDataset):
     name = "deblurring"
     parameters = {
         **IMAGE_PARAMETERS,
-        "noise_level": [5.0],
+        "noise_level": [10.0],
         "kernel_size": [9],
         "blur_sigma": [1.5],
     }

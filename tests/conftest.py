@@ -40,6 +40,7 @@ def tiny_problem(
         kernel_size=5,
         blur_sigma=1.0,
         seed=seed,
+        n_images=n_images,
         dtype=torch.float64,
     )
     y = fwd.measure(x_clean, seed=seed)

@@ -120,11 +120,9 @@ def test_initial_theta_does_no_harm(task):
 
     objective, _ = setup_run("ISGD", dataset_name=task)
     theta0 = objective.theta0
-    for which, clean, measured in (
-        ("train", objective.x_train, objective.y_train),
-        ("test", objective.x_test, objective.y_test),
-    ):
-        *_, recon = objective.evaluation._metrics(which, theta0)
+    for which, data in (("train", objective.train), ("test", objective.test)):
+        clean, measured = data.x, data.y
+        recon, _ = objective.evaluation._solve(which, theta0)
 
         def psnr(x, clean=clean):
             mse = (x.clamp(0, 1) - clean).flatten(1).pow(2).mean(dim=1)

@@ -22,7 +22,7 @@ from bench_helpers import (
 
 from benchmark_utils.evaluation import INIT_CACHE
 
-SMALL = {"n_train": 4, "n_test": 2, "patch_size": 16}
+SMALL = {"n_train": 4, "n_val": 1, "n_test": 2, "patch_size": 16, "image_size": 24}
 OBJ = {"budget": 1500, "n_checkpoints": 5, "n_filters": 2}
 
 
@@ -54,7 +54,7 @@ def _uncached(objective, results):
     objective.evaluation.memory = {}
     cols = []
     for result in results:
-        theta = result["theta"].to(objective.x_train.dtype)
+        theta = result["theta"].to(objective.train.x.dtype)
         cols.append(objective.evaluation.evaluate(theta))
     return cols
 
@@ -171,13 +171,66 @@ def test_reference_columns():
     rows = _rows(objective, solver)
     assert len(rows) >= 3
     # measured PSNR by hand: 10 log10(1 / MSE) of the clamped measurements
-    y, x = objective.y_test.double().clamp(0, 1), objective.x_test.double()
+    y, x = objective.test.y.double().clamp(0, 1), objective.test.x.double()
     mse = (y - x).pow(2).flatten(1).mean(dim=1)
     by_hand = float((10 * torch.log10(1 / mse)).mean())
+    pooled = float(-10 * torch.log10(mse.mean()))
     for row in rows:
         assert row["psnr_test_measurement"] == pytest.approx(by_hand, abs=1e-4)
-        assert row["psnr_test_init"] == rows[0]["psnr_test"]
+        assert row["pooled_psnr_test_measurement"] == pytest.approx(pooled, abs=1e-4)
+        for score in ("psnr_test", "pooled_psnr_test", "ssim_test"):
+            assert row[f"{score}_init"] == rows[0][score]
     assert rows[-1]["psnr_test"] != rows[0]["psnr_test"]
+
+
+def test_scores_by_hand():
+    """Per-image PSNR is deepinv's, pooled PSNR is -10 log10 of the evaluated
+    mean MSE (the upper-level loss), mse_val is the validation loss."""
+    import deepinv as dinv
+
+    objective, solver = setup_run("ISGD", dataset_params=SMALL, objective_params=OBJ)
+    row = _rows(objective, solver, n_callbacks=3)[-1]
+    ev = objective.evaluation
+    for which in ("train", "val", "test"):
+        x = ev.memory[which].x.double()  # the solutions just scored
+        clean = ev.oracles[which].x_clean.double()
+        mse = (x - clean).pow(2).flatten(1).mean(dim=1)
+        pooled = row[f"pooled_psnr_{which}"]
+        if which == "train":
+            assert row["value"] == pytest.approx(float(mse.mean()), rel=1e-5)
+        else:
+            assert row[f"mse_{which}"] == pytest.approx(float(mse.mean()), rel=1e-5)
+            ssim = dinv.metric.SSIM(max_pixel=1.0)(x.clamp(0, 1).float(), clean.float())
+            assert row[f"ssim_{which}"] == pytest.approx(float(ssim.mean()), abs=1e-6)
+        assert pooled == pytest.approx(float(-10 * torch.log10(mse.mean())), abs=1e-4)
+        per_image = dinv.metric.PSNR(max_pixel=1.0)(
+            x.clamp(0, 1).float(), clean.float()
+        )
+        assert row[f"psnr_{which}"] == pytest.approx(float(per_image.mean()), abs=1e-5)
+
+
+def test_collapse_rule_on_a_hand_made_trajectory():
+    """A run whose training loss ends above twice its best is ``collapsed``;
+    the solver's own failures win; a new run forgets the best."""
+    objective, _ = setup_run("ISGD", dataset_params=SMALL, objective_params=OBJ)
+    ev = objective.evaluation
+    ev.evaluate_init(objective.theta0)  # starts a run
+    statuses = [
+        ev.status(v, s)
+        for v, s in [
+            (1.0, "ok"),
+            (0.4, "ok"),
+            (0.7, "ok"),
+            (0.81, "ok"),
+            (0.9, "budget"),
+        ]
+    ]
+    assert statuses == ["ok", "ok", "ok", "collapsed", "collapsed"]
+    assert ev.status(0.9, "diverged") == "diverged"
+    assert ev.status(0.9, "stalled") == "stalled"
+    assert ev.status(float("nan"), "ok") == "ok"
+    ev.evaluate_init(objective.theta0)  # a new run
+    assert ev.status(0.9, "ok") == "ok"
 
 
 def test_init_reference_without_a_first_evaluation():

@@ -18,16 +18,23 @@ F64 = torch.float64
 
 
 def _op(task, shape, **kwargs):
-    kwargs = {"kernel_size": 5, "blur_sigma": 1.0, "dtype": F64, **kwargs}
+    kwargs = {
+        "kernel_size": 5,
+        "blur_sigma": 1.0,
+        "dtype": F64,
+        "n_images": 2,
+        **kwargs,
+    }
     return make_forward(task, image_shape=shape, **kwargs)
 
 
-def _dense(op):
-    """Dense matrix of A on a tiny image, built column by column."""
+def _dense(op, image=0):
+    """Dense matrix of A_image on a tiny image, built column by column."""
     c, h, w = op.image_shape
     d = c * h * w
     basis = torch.eye(d, dtype=F64).reshape(d, c, h, w)
-    return op.A(basis).reshape(d, d).T
+    idx = torch.full((d,), image, dtype=torch.int64)
+    return op.A(basis, idx).reshape(d, d).T
 
 
 @pytest.mark.parametrize("n_channels", [1, 3])
@@ -43,6 +50,13 @@ def test_adjoint(task, n_channels):
     assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
     torch.testing.assert_close(op.AtA(x), op.A_adjoint(op.A(x)), rtol=0, atol=1e-12)
     assert op.A(x).shape == x.shape and op.A(x).dtype == F64
+    # on a mini-batch of the set: the operators of those images
+    idx = torch.tensor([1, 1, 0])
+    xb = torch.cat([x[1:], x[1:], x[:1]])
+    torch.testing.assert_close(
+        op.A(xb, idx), torch.cat([op.A(x)[1:]] * 2 + [op.A(x)[:1]])
+    )
+    torch.testing.assert_close(op.AtA(xb, idx), op.A_adjoint(op.A(xb, idx), idx))
     assert op.name == task
 
 
@@ -59,10 +73,11 @@ def test_adjoint(task, n_channels):
 )
 def test_spectrum_matches_dense_matrix(task, kwargs):
     op = _op(task, (1, 8, 8), **kwargs)
-    mat = _dense(op)
-    eig = torch.linalg.eigvalsh(mat.T @ mat)
-    assert op.norm_sq == pytest.approx(eig.max().item(), abs=1e-12)
-    assert op.lambda_min == pytest.approx(eig.min().item(), abs=1e-12)
+    for image in (0, 1):
+        mat = _dense(op, image)
+        eig = torch.linalg.eigvalsh(mat.T @ mat)
+        assert op.norm_sq == pytest.approx(eig.max().item(), abs=1e-12)
+        assert op.lambda_min == pytest.approx(eig.min().item(), abs=1e-12)
 
 
 def test_deblurring_is_circular_convolution():
@@ -98,9 +113,9 @@ def test_kernel_and_spectrum_agree_with_deepinv():
 
 @pytest.mark.parametrize("task", TASKS)
 def test_to(task):
-    op32 = _op(task, (2, 8, 10), dtype=torch.float32, mask_ratio=0.3)
+    op32 = _op(task, (2, 8, 10), dtype=torch.float32, mask_ratio=0.3, n_images=3)
     assert op32.to() is op32 and op32.to("cpu", torch.float32) is op32
-    op64 = _op(task, (2, 8, 10), dtype=F64, mask_ratio=0.3)
+    op64 = _op(task, (2, 8, 10), dtype=F64, mask_ratio=0.3, n_images=3)
     up = op32.to(dtype=F64)
     assert op32.dtype == torch.float32 and up.dtype == F64
     # rebuilt from the float64 kernel / mask: the float64 operator, bit for bit
@@ -122,16 +137,22 @@ def test_physics_noise_model():
     assert op.physics.noise_model.sigma.item() == pytest.approx(0.2)
 
 
-def test_inpainting_mask():
-    op = _op("inpainting", (3, 10, 10), mask_ratio=0.3, seed=4)
-    ones = torch.ones(1, 3, 10, 10, dtype=F64)
-    kept = op.A(ones)[0]
-    assert torch.equal(kept[0], kept[1]) and torch.equal(kept[0], kept[2])
-    assert int((kept[0] == 0).sum()) == 30  # mask_ratio = fraction removed
-    torch.testing.assert_close(kept[0], op.mask)
-    same = _op("inpainting", (3, 10, 10), mask_ratio=0.3, seed=4)
-    other = _op("inpainting", (3, 10, 10), mask_ratio=0.3, seed=5)
+def test_inpainting_masks():
+    op = _op("inpainting", (3, 10, 10), mask_ratio=0.3, seed=4, n_images=4)
+    kept = op.A(torch.ones(4, 3, 10, 10, dtype=F64))
+    assert op.mask.shape == (4, 1, 10, 10)
+    for i in range(4):  # one mask per image, the same in every channel
+        assert torch.equal(kept[i, 0], kept[i, 1]) and torch.equal(
+            kept[i, 0], kept[i, 2]
+        )
+        assert int((kept[i, 0] == 0).sum()) == 30  # mask_ratio = fraction removed
+        torch.testing.assert_close(kept[i, 0], op.mask[i, 0])
+    assert len({tuple(m.flatten().tolist()) for m in op.mask}) == 4
+    same = _op("inpainting", (3, 10, 10), mask_ratio=0.3, seed=4, n_images=4)
+    other = _op("inpainting", (3, 10, 10), mask_ratio=0.3, seed=5, n_images=4)
     assert torch.equal(same.mask, op.mask) and not torch.equal(other.mask, op.mask)
+    with pytest.raises(ValueError, match="one mask per image of a set of 4"):
+        op.A(torch.ones(2, 3, 10, 10, dtype=F64))
     assert op.lambda_min == 0.0 and op.norm_sq == 1.0
     assert _op("inpainting", (1, 4, 4), mask_ratio=0.0).lambda_min == 1.0
 
@@ -258,11 +279,11 @@ def test_dataset_ranges(name, params, match):
 
 
 def test_dataset_range_ends_are_accepted():
-    small = {"n_train": 2, "n_test": 1, "patch_size": 16}
+    small = {"n_train": 2, "n_val": 1, "n_test": 1, "patch_size": 16, "image_size": 16}
     data = get_dataset("denoising", **small, noise_level=255.0).get_data()
-    assert data["forward"].noise_sigma == 1.0
+    assert data["train"].forward.noise_sigma == 1.0
     data = get_dataset("deblurring", **small, kernel_size=3, blur_sigma=1.5).get_data()
-    assert data["forward"].kernel.shape == (3, 3)
+    assert data["test"].forward.kernel.shape == (3, 3)
 
 
 def test_bad_inputs():

@@ -1,4 +1,4 @@
-"""Image sources and patches (benchmark_utils.images); offline, no downloads.
+"""Image sources (benchmark_utils.images); offline, no downloads.
 
 Tests write their own small image files, laid out as deepinv expects for its
 data sets; the HuggingFace ``datasets`` package that CBSD68 reads through is
@@ -14,20 +14,18 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark_utils.images import (
-    LUMA_WEIGHTS,
-    SKIMAGE_IMAGES,
-    extract_patches,
-    load_images,
-    make_train_test,
-    split_images,
-)
+from benchmark_utils.images import LUMA_WEIGHTS, SKIMAGE_IMAGES, load_images
 from tests.bench_helpers import benchmark, get_dataset
+
+
+def _images(*args, **kwargs):
+    """The images of ``load_images``, without their names."""
+    return [img for _, img in load_images(*args, **kwargs)]
 
 
 @pytest.fixture(scope="module")
 def gray_images():
-    return load_images()
+    return _images()
 
 
 def _write_png(path, array):
@@ -41,16 +39,6 @@ def _constant_images(folder, levels, size=(20, 24)):
         _write_png(folder / f"img{i:02d}.png", np.full(size, level, dtype=np.uint8))
 
 
-def _coded_images(sizes):
-    """float64 images whose pixel (r, c) of image j is j * 1e6 + r * 1e3 + c."""
-    images = []
-    for j, (h, w) in enumerate(sizes):
-        r = torch.arange(h, dtype=torch.float64)[:, None]
-        c = torch.arange(w, dtype=torch.float64)[None, :]
-        images.append((j * 1e6 + r * 1e3 + c)[None].repeat(2, 1, 1))
-    return images
-
-
 # --------------------------------------------------------------------------
 # skimage source
 # --------------------------------------------------------------------------
@@ -62,7 +50,7 @@ def test_skimage_images_offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", _no_network)
     monkeypatch.setattr(socket, "getaddrinfo", _no_network)
-    images = load_images("skimage", grayscale=False)
+    images = _images("skimage", grayscale=False)
     assert len(images) == len(SKIMAGE_IMAGES) >= 10
     for img in images:
         assert img.dtype == torch.float32
@@ -75,151 +63,12 @@ def test_skimage_gray(gray_images):
     for img in gray_images:
         assert img.dtype == torch.float32 and img.shape[0] == 1
         assert img.min() >= 0 and img.max() <= 1
-        assert min(img.shape[1:]) >= 256
+        assert min(img.shape[1:]) >= 300
     # camera is grayscale uint8: exact /255 scaling, and colour repeats it
-    camera_rgb = load_images(grayscale=False)[SKIMAGE_IMAGES.index("camera")]
+    camera_rgb = _images(grayscale=False)[SKIMAGE_IMAGES.index("camera")]
     camera = gray_images[SKIMAGE_IMAGES.index("camera")]
     torch.testing.assert_close(camera_rgb, camera.repeat(3, 1, 1))
     assert torch.equal(camera * 255, torch.round(camera * 255))
-
-
-def test_skimage_patches_deterministic(gray_images):
-    a = extract_patches(gray_images, 12, 16, seed=3)
-    b = extract_patches(gray_images, 12, 16, seed=3)
-    c = extract_patches(gray_images, 12, 16, seed=4)
-    assert a.shape == (12, 1, 16, 16) and a.dtype == torch.float32
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
-    assert a.min() >= 0 and a.max() <= 1
-
-
-def test_make_train_test_skimage():
-    x_train, x_test = make_train_test(n_train=10, n_test=4, patch_size=24, seed=1)
-    assert x_train.shape == (10, 1, 24, 24) and x_test.shape == (4, 1, 24, 24)
-    again = make_train_test(n_train=10, n_test=4, patch_size=24, seed=1)
-    assert torch.equal(x_train, again[0]) and torch.equal(x_test, again[1])
-    other = make_train_test(n_train=10, n_test=4, patch_size=24, seed=2)
-    assert not torch.equal(x_train, other[0])
-    x_train_c, x_test_c = make_train_test(
-        n_train=3, n_test=2, patch_size=8, grayscale=False
-    )
-    assert x_train_c.shape == (3, 3, 8, 8) and x_test_c.shape == (2, 3, 8, 8)
-    for x in (x_train, x_test, x_train_c, x_test_c):
-        assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
-
-
-# --------------------------------------------------------------------------
-# Patches
-# --------------------------------------------------------------------------
-
-
-def test_patches_are_crops_at_distinct_positions():
-    sizes = [(10, 12), (9, 9), (14, 10)]
-    images = _coded_images(sizes)
-    p = 4
-    patches, index = extract_patches(images, 30, p, seed=0, return_index=True)
-    assert patches.shape == (30, 2, p, p) and patches.dtype == torch.float64
-    seen = set()
-    for patch, j in zip(patches, index.tolist(), strict=True):
-        code = int(patch[0, 0, 0].item())
-        jj, r, c = code // 10**6, (code % 10**6) // 1000, code % 1000
-        assert jj == j
-        torch.testing.assert_close(patch, images[j][:, r : r + p, c : c + p])
-        seen.add((j, r, c))
-    assert len(seen) == 30  # no position used twice
-    # round-robin: 30 patches over 3 images -> 10 each
-    assert torch.bincount(index).tolist() == [10, 10, 10]
-
-
-def test_patches_use_every_position_when_asked():
-    images = _coded_images([(5, 6), (4, 4)])
-    total = (5 - 2) * (6 - 2) + (4 - 2) * (4 - 2)  # p = 3
-    patches, index = extract_patches(images, total, 3, seed=5, return_index=True)
-    codes = {int(v) for v in patches[:, 0, 0, 0].tolist()}
-    assert len(codes) == total
-    assert torch.bincount(index).tolist() == [12, 4]
-
-
-def test_patches_leave_global_rng_alone(gray_images):
-    torch_state = torch.get_rng_state()
-    np_state = np.random.get_state()[1].copy()  # noqa: NPY002
-    extract_patches(gray_images, 5, 8, seed=0)
-    assert torch.equal(torch.get_rng_state(), torch_state)
-    assert np.array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"n_patches": 0}, "n_patches"),
-        ({"n_patches": 2.5}, "n_patches"),
-        ({"patch_size": 0}, "patch_size"),
-        ({"seed": -1}, "seed"),
-        ({"patch_size": 10}, r"images\[1\] of size 9x9"),
-        ({"n_patches": 4 * 5 + 2 * 2 + 1, "patch_size": 8}, "n_patches=25"),
-    ],
-)
-def test_patches_bad_input(kwargs, match):
-    images = _coded_images([(11, 12), (9, 9)])
-    args = {"n_patches": 3, "patch_size": 4, "seed": 0, **kwargs}
-    with pytest.raises(ValueError, match=match):
-        extract_patches(images, **args)
-
-
-def test_patches_bad_images():
-    with pytest.raises(ValueError, match="images"):
-        extract_patches([], 1, 2, seed=0)
-    with pytest.raises(ValueError, match="channels"):
-        extract_patches([torch.zeros(1, 5, 5), torch.zeros(3, 5, 5)], 2, 2, seed=0)
-    with pytest.raises(ValueError, match=r"images\[0\]"):
-        extract_patches([torch.zeros(5, 5)], 1, 2, seed=0)
-
-
-# --------------------------------------------------------------------------
-# Train / test split
-# --------------------------------------------------------------------------
-
-
-def test_split_images():
-    assert split_images(2) == ([0], [1])
-    assert split_images(3) == ([0, 1], [2])
-    assert split_images(15) == (list(range(10)), list(range(10, 15)))
-    with pytest.raises(ValueError, match="at least 2 images"):
-        split_images(1)
-
-
-def test_train_test_from_different_images(tmp_path):
-    levels = [10, 40, 70, 100, 130, 160]  # 6 images: the last 2 are for testing
-    _constant_images(tmp_path, levels)
-    x_train, x_test = make_train_test(
-        "folder", folder=tmp_path, n_train=40, n_test=10, patch_size=5, seed=0
-    )
-    train_levels = set(torch.round(x_train * 255).unique().int().tolist())
-    test_levels = set(torch.round(x_test * 255).unique().int().tolist())
-    assert train_levels == {10, 40, 70, 100}
-    assert test_levels == {130, 160}
-
-
-def test_train_test_bad_input(tmp_path):
-    _constant_images(tmp_path / "one", [50])
-    with pytest.raises(ValueError, match="at least 2 images"):
-        make_train_test(
-            "folder", folder=tmp_path / "one", n_train=1, n_test=1, patch_size=2
-        )
-    _constant_images(tmp_path / "three", [1, 2, 3], size=(6, 7))
-    kw = {"folder": tmp_path / "three", "n_train": 1, "n_test": 1, "patch_size": 2}
-    with pytest.raises(ValueError, match="n_train"):
-        make_train_test("folder", **{**kw, "n_train": 0})
-    with pytest.raises(ValueError, match="n_test"):
-        make_train_test("folder", **{**kw, "n_test": 0})
-    with pytest.raises(ValueError, match="patch_size"):
-        make_train_test("folder", **{**kw, "patch_size": 0})
-    with pytest.raises(ValueError, match="seed"):
-        make_train_test("folder", **{**kw, "seed": -3})
-    with pytest.raises(ValueError, match="n_test=31"):  # one 6x7 test image
-        make_train_test("folder", **{**kw, "n_test": 31})
-    with pytest.raises(ValueError, match="'img00.png' of size 6x7"):
-        make_train_test("folder", **{**kw, "patch_size": 7})
 
 
 # --------------------------------------------------------------------------
@@ -248,7 +97,7 @@ def test_folder_source(tmp_path):
     (tmp_path / "sub").mkdir()
     _write_png(tmp_path / "sub" / "ignored.png", gray)
 
-    color = load_images("folder", folder=tmp_path, grayscale=False)
+    color = _images("folder", folder=tmp_path, grayscale=False)
     assert [tuple(x.shape) for x in color] == [
         (3, 11, 9),
         (3, 12, 10),
@@ -269,7 +118,7 @@ def test_folder_source(tmp_path):
         color[6][0], torch.tensor([[0, 65535], [1000, 30000]]) / 65535.0
     )
 
-    gray_images = load_images("folder", folder=str(tmp_path))
+    gray_images = _images("folder", folder=str(tmp_path))
     assert all(x.shape[0] == 1 and x.dtype == torch.float32 for x in gray_images)
     assert all(x.min() >= 0 and x.max() <= 1 for x in gray_images)
     torch.testing.assert_close(
@@ -280,19 +129,19 @@ def test_folder_source(tmp_path):
 
 def test_folder_bad_input(tmp_path):
     with pytest.raises(ValueError, match="folder=None .*a directory path"):
-        load_images("folder")
+        _images("folder")
     with pytest.raises(ValueError, match="folder='/tmp' .*unless source='folder'"):
-        load_images("skimage", folder="/tmp")
+        _images("skimage", folder="/tmp")
     with pytest.raises(ValueError, match="folder=.*this one does not exist"):
-        load_images("folder", folder=tmp_path / "missing")
+        _images("folder", folder=tmp_path / "missing")
     (tmp_path / "file.png").write_bytes(b"")
     with pytest.raises(ValueError, match="not a directory"):
-        load_images("folder", folder=tmp_path / "file.png")
+        _images("folder", folder=tmp_path / "file.png")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("hello")
     with pytest.raises(ValueError, match="no image file"):
-        load_images("folder", folder=empty)
+        _images("folder", folder=empty)
 
 
 @pytest.mark.parametrize(
@@ -314,7 +163,7 @@ def test_folder_unreadable_file(tmp_path, name, content):
         (tmp_path / "full.png").unlink()
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ValueError, match=f"cannot read image file '.*{name}'") as err:
-        load_images("folder", folder=tmp_path)
+        _images("folder", folder=tmp_path)
     # one line, and no chained PIL traceback
     assert "\n" not in str(err.value)
     assert err.value.__cause__ is None and err.value.__suppress_context__
@@ -323,7 +172,7 @@ def test_folder_unreadable_file(tmp_path, name, content):
 def test_folder_home_is_expanded(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     _constant_images(tmp_path / "pics", [10, 20])
-    assert len(load_images("folder", folder="~/pics")) == 2
+    assert len(_images("folder", folder="~/pics")) == 2
 
 
 def test_folder_path_with_comma_through_benchopt_parser(tmp_path):
@@ -338,21 +187,23 @@ def test_folder_path_with_comma_through_benchopt_parser(tmp_path):
         source="folder",
         folder=params["folder"],
         patch_size=8,
+        image_size=16,
         n_train=2,
+        n_val=1,
         n_test=1,
     )
-    assert dataset.get_data()["x_train"].shape == (2, 1, 8, 8)
+    assert dataset.get_data()["train"].x.shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="Invalid name"):  # unquoted: cut at ","
         benchmark().check_dataset_patterns([quoted.replace("'", "")])
 
 
 def test_bad_source_and_flags():
     with pytest.raises(ValueError, match="source='imagenet' .*'skimage'.*'folder'"):
-        load_images("imagenet")
+        _images("imagenet")
     with pytest.raises(ValueError, match="grayscale='yes' .*True or False"):
-        load_images(grayscale="yes")
+        _images(grayscale="yes")
     with pytest.raises(ValueError, match="download=1 .*True or False"):
-        load_images(download=1)
+        _images(download=1)
 
 
 # --------------------------------------------------------------------------
@@ -375,7 +226,7 @@ def test_kodak24_layout(tmp_path, monkeypatch):
 
     # the real checksum does not match fake files: deepinv reports "not found"
     with pytest.raises(ValueError, match="kodak24.*download=True"):
-        load_images("kodak24", data_path=tmp_path)
+        _images("kodak24", data_path=tmp_path)
 
     checksum = calculate_md5_for_folder(str(img_dir))
     monkeypatch.setattr(
@@ -383,22 +234,22 @@ def test_kodak24_layout(tmp_path, monkeypatch):
         "_checksums",
         {"Kodak-Lossless-True-Color-Image-Suite-master/PhotoCD_PCD0992": checksum},
     )
-    images = load_images("kodak24", data_path=tmp_path, grayscale=False)
+    images = _images("kodak24", data_path=tmp_path, grayscale=False)
     assert len(images) == 3
     for img, arr in zip(images, arrays, strict=True):
         torch.testing.assert_close(img, torch.from_numpy(arr).permute(2, 0, 1) / 255.0)
-    gray = load_images("kodak24", data_path=str(tmp_path))
+    gray = _images("kodak24", data_path=str(tmp_path))
     assert [tuple(x.shape) for x in gray] == [(1, 6, 8)] * 3
 
 
 def test_kodak24_missing(tmp_path):
     with pytest.raises(ValueError, match="data_path=.*download=True"):
-        load_images("kodak24", data_path=tmp_path / "nothing")
+        _images("kodak24", data_path=tmp_path / "nothing")
 
 
 def test_bsds500_layout(tmp_path):
     with pytest.raises(ValueError, match="bsds500.*download=True"):
-        load_images("bsds500", data_path=tmp_path)
+        _images("bsds500", data_path=tmp_path)
     base = tmp_path.joinpath("BSDS500-master", "BSDS500", "data", "images")
     names = {"train": ["2.jpg", "10.jpg"], "test": ["5.jpg"], "val": ["7.jpg"]}
     for split, files in names.items():
@@ -407,7 +258,7 @@ def test_bsds500_layout(tmp_path):
             arr = np.full((9, 7, 3), 20 * int(name.split(".")[0]), dtype=np.uint8)
             Image.fromarray(arr).save(base / split / name, quality=100)
     (tmp_path / "download.zip").write_bytes(b"")  # deepinv's marker of the data
-    images = load_images("bsds500", data_path=tmp_path, grayscale=False)
+    images = _images("bsds500", data_path=tmp_path, grayscale=False)
     # deepinv's train=True: splits "train" (natural order) then "test"; not "val"
     levels = [round(float(x.mean()) * 255 / 20) for x in images]
     assert levels == [2, 10, 5]
@@ -416,7 +267,7 @@ def test_bsds500_layout(tmp_path):
 
 def test_cbsd68_missing(tmp_path):
     with pytest.raises(ValueError, match="cbsd68.*download=True"):
-        load_images("cbsd68", data_path=tmp_path)
+        _images("cbsd68", data_path=tmp_path)
 
 
 def _hf_stand_in(monkeypatch, items):
@@ -431,7 +282,7 @@ def test_cbsd68_needs_datasets_package(tmp_path, monkeypatch):
     (tmp_path / "data-00000-of-00001.arrow").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
     with pytest.raises(ImportError, match="datasets"):
-        load_images("cbsd68", data_path=tmp_path)
+        _images("cbsd68", data_path=tmp_path)
 
 
 def test_cbsd68_layout(tmp_path, monkeypatch):
@@ -445,13 +296,13 @@ def test_cbsd68_layout(tmp_path, monkeypatch):
     # the real checksum does not match: deepinv reports "not found"
     _hf_stand_in(monkeypatch, [{"png": Image.fromarray(a)} for a in arrays])
     with pytest.raises(ValueError, match="cbsd68.*download=True"):
-        load_images("cbsd68", data_path=tmp_path)
+        _images("cbsd68", data_path=tmp_path)
     monkeypatch.setattr(CBSD68, "checksum", calculate_md5(fpath=str(arrow)))
-    images = load_images("cbsd68", data_path=tmp_path, grayscale=False)
+    images = _images("cbsd68", data_path=tmp_path, grayscale=False)
     assert len(images) == 2
     for img, arr in zip(images, arrays, strict=True):
         torch.testing.assert_close(img, torch.from_numpy(arr).permute(2, 0, 1) / 255.0)
-    gray = load_images("cbsd68", data_path=tmp_path)
+    gray = _images("cbsd68", data_path=tmp_path)
     weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float64)[:, None, None]
     expected = (weights * torch.from_numpy(arrays[0]).permute(2, 0, 1) / 255).sum(0)
     torch.testing.assert_close(gray[0][0], expected.float())

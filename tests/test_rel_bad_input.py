@@ -44,7 +44,7 @@ from tests.bench_helpers import (
     get_solver,
 )
 
-SMALL = {"n_train": 4, "n_test": 2, "patch_size": 16}
+SMALL = {"n_train": 4, "n_val": 1, "n_test": 2, "patch_size": 16, "image_size": 32}
 INF, NAN = float("inf"), float("nan")
 
 
@@ -71,9 +71,11 @@ COMMON_DATASET_CASES = [
     bad("n_train", 2.5, "integer >= 1"),
     bad("n_train", 10**7, r"exceeds the \d+ distinct"),
     bad("n_test", 0, ">= 1"),
-    bad("n_test", 10**7, r"exceeds the \d+ distinct"),
+    bad("n_test", 10**7, r"n_val \+ n_test=.*at most \d+: the source has"),
+    bad("n_val", 0, ">= 1"),
     bad("patch_size", 0, ">= 1"),
-    bad("patch_size", 5000, "smaller than"),
+    bad("patch_size", 5000, "<= image_size = 32"),
+    bad("image_size", 5000, r"at most \d+ \('"),
     bad("grayscale", "no", "True or False"),
     bad("noise_level", -1.0, ">= 0"),
     bad("noise_level", NAN, ">= 0"),
@@ -332,7 +334,7 @@ def test_grid_with_a_bad_objective_keeps_the_good_cells(tmp_path):
     out = tmp_path / "grid.parquet"
     cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT), "--no-plot"]
     cmd += ["--no-cache", "--output", str(out), "-n", "5", "-r", "1"]
-    cmd += ["-d", "denoising[n_train=4,n_test=2,patch_size=16]"]
+    cmd += ["-d", "denoising[n_train=4,n_val=1,n_test=2,patch_size=16,image_size=32]"]
     cmd += ["-o", obj.format(-3), "-o", obj.format(2), "-s", "ISGD[batch_size=2,q=0]"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -354,8 +356,11 @@ def test_grid_with_a_bad_dataset_keeps_the_good_cells(tmp_path):
     out = tmp_path / "grid.parquet"
     cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT), "--no-plot"]
     cmd += ["--no-cache", "--output", str(out), "-n", "5", "-r", "1"]
-    cmd += ["-d", "denoising[n_train=4,n_test=2,patch_size=16,noise_level=1e6]"]
-    cmd += ["-d", "denoising[n_train=4,n_test=2,patch_size=16]"]
+    cmd += [
+        "-d",
+        "denoising[n_train=4,n_val=1,n_test=2,patch_size=16,image_size=32,noise_level=1e6]",
+    ]
+    cmd += ["-d", "denoising[n_train=4,n_val=1,n_test=2,patch_size=16,image_size=32]"]
     cmd += ["-o", "Bilevel imaging[n_filters=2,budget=50,n_checkpoints=2]"]
     cmd += ["-s", "ISGD[batch_size=2,q=0]"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
