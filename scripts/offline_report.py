@@ -265,7 +265,7 @@ PLOTLY_PATCH = """\
         yref: 'y', y: logY ? Math.log10(c.level) : c.level,
         yanchor: c.level === top ? 'bottom' : 'top',
         text: c.label, showarrow: false, font: {color: c.color, size: 12}}]);
-      layout.margin = Object.assign({}, layout.margin, {r: 110});
+      layout.margin = Object.assign({}, layout.margin, {r: 135});
     });
     return others.concat(refs);  // reference lines drawn last, on top
   }
