@@ -1,24 +1,8 @@
 """Helpers shared by the report's plots (``plots/*.py``) and
-``scripts/make_figure.py``.
-
-Curves: :func:`one_curve` reads one repetition's (x, y) points, cut at the
-cost budget (:func:`clip_at_budget`), and :func:`aggregate` takes the median
-and a quantile band over repetitions; docs/report.md says how this makes the
-comparison at the budget one at equal cost.
-
-Labels: :func:`short_labels` names each solver run by its solver name and
-only the parameters that differ among the runs of that solver.
-
-Reference lines: :func:`reference_values` reads the constant per-run
-columns ``objective_<y>_measurement`` and ``objective_<y>_init`` (e.g. the
-test PSNR of the measurements and of the initial theta) drawn as dashed
-horizontal lines by :func:`dashed_line`.
-
-Artefacts: the image plots read the artefacts that ``Objective.save_final_results``
-returns at the end of each run: benchopt 1.10 stores that dict in the
-``final_results`` column of the run's last row, as numpy arrays (``theta``,
-``clean``, ``measured``, ``reconstructed``, and ``filters`` /
-``log_weights`` for convolutional regularisers).
+``scripts/make_figure.py``: curves cut at the budget and aggregated over
+repetitions, short labels and titles, fixed solver styles, reference lines,
+status marks, and the image artefacts with their PSNR / SSIM
+(``docs/maths.md`` (1.5)). ``docs/report.md`` says how each is drawn.
 """
 
 from __future__ import annotations
@@ -38,18 +22,8 @@ def select(df, dataset, objective):
 
 
 def final_artifacts(df):
-    """``final_results`` dict of the first repetition in ``df`` that has one.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Rows of one or several runs (benchopt result frame).
-
-    Returns
-    -------
-    dict or None
-        None when no row of ``df`` carries artefacts.
-    """
+    """``final_results`` dict of the first repetition in ``df`` that has one
+    (what ``Objective.save_final_results`` returned), or None."""
     if "final_results" not in df.columns:
         return None
     sub = df[df["final_results"].map(lambda v: isinstance(v, dict))]
@@ -64,28 +38,12 @@ def _as_float(values):
 
 
 def clip_at_budget(cost, x, y, budget):
-    """Cut one curve at ``cost == budget``, interpolating its last point.
+    """Cut one curve, given in run order, at ``cost == budget``.
 
-    The points are in run order (non-decreasing ``cost``). Points with
-    ``cost <= budget`` are kept; the first point past the budget is replaced
-    by the point where the segment from its predecessor crosses the budget,
-    ``w = (budget - c0) / (c1 - c0)``, ``x = x0 + w (x1 - x0)``,
-    ``y = y0 + w (y1 - y0)`` (unless the predecessor is exactly at the
-    budget); later points are dropped. A curve that ends
-    before the budget (a run cut short) is returned unchanged.
-
-    Parameters
-    ----------
-    cost, x, y : numpy.ndarray
-        Cost, x and y of the points of one repetition, in run order.
-    budget : float
-        Cost at which to cut.
-
-    Returns
-    -------
-    x, y : numpy.ndarray
-        The points up to the budget (empty when the first point is already
-        past it).
+    Points with ``cost <= budget`` are kept, the first point past the budget
+    is replaced by the linear interpolation at the budget and later points are
+    dropped (``docs/report.md``, "Equal cost"); a curve ending before the
+    budget is returned unchanged. Returns (x, y), possibly empty.
     """
     over = np.flatnonzero(cost > budget)
     if over.size == 0:
@@ -112,11 +70,8 @@ def run_budget(df):
 
 
 def one_curve(df_rep, x_col, y_col, budget=None, cost_col="objective_cost"):
-    """Finite (x, y) points of one repetition, sorted by x, unique x.
-
-    With ``budget``, the curve is first cut at ``cost == budget``
-    (:func:`clip_at_budget`, in run order), whatever the x axis is.
-    """
+    """Finite (x, y) points of one repetition, sorted by x, unique x, cut
+    at ``cost == budget`` (:func:`clip_at_budget`) when a budget is given."""
     df_rep = df_rep.sort_values("stop_val", kind="stable")
     x = _as_float(df_rep[x_col])
     y = _as_float(df_rep[y_col])
@@ -138,12 +93,8 @@ def one_curve(df_rep, x_col, y_col, budget=None, cost_col="objective_cost"):
 
 
 def first_reach(x, y, level):
-    """Smallest x at which the piecewise-linear curve (x, y) reaches ``level``.
-
-    Returns ``x[0]`` when the curve starts at or above ``level``, the linear
-    interpolation inside the first segment that crosses it otherwise, and
-    NaN when it never does.
-    """
+    """Smallest x at which the piecewise-linear curve (x, y) reaches
+    ``level`` (``x[0]`` if it starts there, NaN if it never does)."""
     above = np.flatnonzero(np.asarray(y) >= level)
     if above.size == 0:
         return float("nan")
@@ -162,10 +113,9 @@ def _thin(n, max_points=MAX_POINTS):
 
 
 def aggregate(curves, quantiles=QUANTILES):
-    """Median and quantile band of curves given as a list of (x, y).
-
-    Returns x, median, low, high (low and high are None for a single curve).
-    """
+    """Median and quantile band of a list of curves (x, y), on the union of
+    their x covered by at least half of them. Returns x, median, low, high
+    (low and high are None for a single curve)."""
     if len(curves) == 1:
         x, y = curves[0]
         idx = _thin(x.size)
@@ -187,27 +137,9 @@ def aggregate(curves, quantiles=QUANTILES):
     return grid, median, low, high
 
 
-def spaced(name):
-    """``name`` with a space after each comma, so that long titles wrap.
-
-    Image plot titles cannot hold a line break (benchopt 1.10 shows a literal
-    ``<br />``), but they wrap at spaces.
-    """
-    return name.replace(",", ", ")
-
-
 def split_name(name):
-    """Split a benchopt parametrized name ``"Base[k1=v1,k2=v2]"``.
-
-    Commas inside brackets (list values) do not split.
-
-    Returns
-    -------
-    base : str
-        The part before ``[`` (the whole name when it has no parameters).
-    params : dict
-        Parameter name -> value as written in the name, in order.
-    """
+    """``"Base[k1=v1,k2=v2]"`` -> ``("Base", {"k1": "v1", "k2": "v2"})``
+    (values as written; commas inside brackets do not split)."""
     base, bracket, rest = name.partition("[")
     if not bracket or not rest.endswith("]"):
         return name, {}
@@ -238,24 +170,12 @@ def _short_value(value):
         return value
 
 
-def short_labels(names):
-    """Short legend label of each parametrized run name.
+def short_labels(names, keep=()):
+    """Full name -> short label of parametrized names (``solver_name``).
 
-    A label is the base name followed by the parameters whose value differs
-    among the runs of ``names`` with that base name, e.g. ``"ISGD q=0"`` and
-    ``"ISGD q=0.5"`` for two ISGD runs that differ only by ``q``; a base name
-    with a single run keeps no parameter. Names that would get the same
-    label keep their full name.
-
-    Parameters
-    ----------
-    names : iterable of str
-        benchopt parametrized names (``solver_name`` values).
-
-    Returns
-    -------
-    dict
-        Full name -> label.
+    A label is the base name and the parameters in ``keep`` or whose value
+    differs among the names with that base, e.g. ``"ISGD q=0"`` and ``"ISGD
+    q=0.5"``; names that would share a label keep their full name.
     """
     names = list(dict.fromkeys(names))
     parsed = {name: split_name(name) for name in names}
@@ -265,7 +185,11 @@ def short_labels(names):
     labels = {}
     for base, group in groups.items():
         keys = list(dict.fromkeys(k for n in group for k in parsed[n][1]))
-        differ = [k for k in keys if len({parsed[n][1].get(k) for n in group}) > 1]
+        differ = [
+            k
+            for k in keys
+            if k in keep or len({parsed[n][1].get(k) for n in group}) > 1
+        ]
         for name in group:
             params = parsed[name][1]
             parts = [f"{k}={_short_value(params[k])}" for k in differ if k in params]
@@ -274,8 +198,164 @@ def short_labels(names):
     return {n: (n if counts[lab] > 1 else lab) for n, lab in labels.items()}
 
 
+# -- titles and the order of the dropdowns -----------------------------------
+#: parameters always named in titles (the task's noise and operator)
+TITLE_PARAMETERS = ("noise_level", "blur_sigma", "mask_ratio", "regulariser")
+#: tasks in the order of the dataset dropdowns: the report opens on the first
+#: one present (docs/report.md, "Views")
+TASK_ORDER = ("denoising", "deblurring", "inpainting")
+
+
+def title_names(df):
+    """Dataset or objective name of ``df`` -> its name in titles: base plus
+    :data:`TITLE_PARAMETERS` and the parameters that differ among the names
+    of ``df`` (:func:`short_labels`), e.g. ``"denoising (noise_level=25)"``."""
+    names = [*df["dataset_name"].unique(), *df["objective_name"].unique()]
+    labels = short_labels(names, keep=TITLE_PARAMETERS)
+    out = {}
+    for name, label in labels.items():
+        base = split_name(name)[0]
+        rest = label[len(base) :].strip() if label != name else ""
+        out[name] = f"{base} ({rest})" if rest else label
+    return out
+
+
+def dataset_options(df):
+    """Dataset names, :data:`TASK_ORDER` first, then in order of appearance."""
+    names = list(dict.fromkeys(df["dataset_name"]))
+    rank = {task: i for i, task in enumerate(TASK_ORDER)}
+    return sorted(names, key=lambda n: rank.get(split_name(n)[0], len(rank)))
+
+
+# -- fixed solver styles -------------------------------------------------------
+#: marker name -> (plotly symbol number, matplotlib marker); plotly adds 100
+#: to a symbol for its open version
+MARKERS = {
+    "circle": (0, "o"),
+    "square": (1, "s"),
+    "diamond": (2, "D"),
+    "cross": (3, "P"),
+    "x": (4, "X"),
+    "triangle-up": (5, "^"),
+    "triangle-down": (6, "v"),
+    "triangle-left": (7, "<"),
+    "triangle-right": (8, ">"),
+    "pentagon": (13, "p"),
+    "hexagon": (14, "h"),
+    "star": (17, "*"),
+}
+#: colour (matplotlib's tab10, grey kept for the reference lines) and marker
+#: of the benchmark's solvers, fixed whatever else is in a report
+SOLVER_STYLES = {
+    "AmIGO": ("#1f77b4", "circle"),
+    "BSA": ("#ff7f0e", "square"),
+    "HOAG": ("#2ca02c", "diamond"),
+    "ISGD": ("#d62728", "cross"),
+    "MAID": ("#8c564b", "triangle-up"),
+    "SOBA": ("#e377c2", "triangle-down"),
+    "TTSA": ("#17becf", "triangle-left"),
+    "stocBiO": ("#bcbd22", "triangle-right"),
+}
+#: colours for other solver names, picked by a hash of the name
+EXTRA_COLOURS = (
+    "#9467bd",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+)
+#: line styles of the variants of one solver: plotly dash, matplotlib style
+DASHES = (("solid", "-"), ("dash", "--"), ("dot", ":"), ("dashdot", "-."))
+
+
+def _stable_index(text, n):
+    """Index in [0, n) from the md5 of ``text`` (Python's hash is salted)."""
+    import hashlib
+
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest(), 16) % n
+
+
+def solver_styles(names):
+    """Full solver name -> style dict, fixed per solver name.
+
+    The colour and marker depend on the base name only (:data:`SOLVER_STYLES`,
+    else a hash of it), so a solver keeps them when others are added or
+    removed. The variants of one base in ``names`` (sorted) differ by line
+    style, and every other variant has open markers.
+
+    Returns
+    -------
+    dict
+        Name -> ``{"color": hex, "marker": plotly symbol number, "dash":
+        plotly dash, "mpl_marker", "mpl_linestyle", "mpl_open": bool}``.
+    """
+    names = sorted(dict.fromkeys(names))
+    variants = {}
+    for name in names:
+        variants.setdefault(split_name(name)[0], []).append(name)
+    styles = {}
+    for base, group in variants.items():
+        if base in SOLVER_STYLES:
+            colour, marker = SOLVER_STYLES[base]
+        else:
+            colour = EXTRA_COLOURS[_stable_index(base, len(EXTRA_COLOURS))]
+            marker = list(MARKERS)[_stable_index("m" + base, len(MARKERS))]
+        symbol, mpl_marker = MARKERS[marker]
+        for k, name in enumerate(group):
+            dash, linestyle = DASHES[k % len(DASHES)]
+            styles[name] = {
+                "color": colour,
+                "marker": symbol + 100 * (k % 2),
+                "dash": dash,
+                "mpl_marker": mpl_marker,
+                "mpl_linestyle": linestyle,
+                "mpl_open": bool(k % 2),
+            }
+    return styles
+
+
+def mpl_style(style, n_points):
+    """``matplotlib`` ``plot`` keywords of a :func:`solver_styles` entry, with
+    about 8 markers along a curve of ``n_points`` points."""
+    return {
+        "color": style["color"],
+        "linestyle": style["mpl_linestyle"],
+        "marker": style["mpl_marker"],
+        "markevery": max(1, n_points // 8),
+        "markersize": 5,
+        "markerfacecolor": "white" if style["mpl_open"] else style["color"],
+    }
+
+
+# -- reference lines -----------------------------------------------------------
 #: suffix of a constant per-run column -> label of its reference line
 REFERENCE_SUFFIXES = {"measurement": "measurement", "init": "initial theta"}
+#: look of each reference line: colour, plotly dash, matplotlib line style,
+#: and the dashes drawn for benchopt's page (which draws every trace solid):
+#: number of dashes across the x range and the fraction of each period drawn
+REFERENCE_STYLES = {
+    "initial theta": {
+        "color": "#000000",
+        "dash": "dash",
+        "mpl_linestyle": "--",
+        "n_dashes": 25,
+        "fill": 0.6,
+    },
+    "measurement": {
+        "color": "#7f7f7f",
+        "dash": "dot",
+        "mpl_linestyle": ":",
+        "n_dashes": 70,
+        "fill": 0.25,
+    },
+}
+#: plotly symbol of the reference lines ("line-ew-open": a short dash)
+REFERENCE_MARKER = 141
 
 
 def is_reference_key(key):
@@ -284,19 +364,9 @@ def is_reference_key(key):
 
 
 def reference_values(df, y_key):
-    """Reference levels of the metric ``y_key`` in the runs of ``df``.
-
-    Reads ``objective_<y_key>_measurement`` (the metric of the measurements
-    themselves, e.g. the test PSNR of the noisy or blurred images) and
-    ``objective_<y_key>_init`` (the metric at the initial theta shared by all
-    solvers). Both are constant over a run; the median over the rows of
-    ``df`` is returned.
-
-    Returns
-    -------
-    list of (str, float)
-        (label, value) for each column present with a finite value.
-    """
+    """[(label, level)] of the reference columns ``objective_<y_key>_measurement``
+    and ``objective_<y_key>_init`` present in ``df`` with a finite value
+    (median over the rows; both are constant per run)."""
     refs = []
     for suffix, label in REFERENCE_SUFFIXES.items():
         col = f"objective_{y_key}_{suffix}"
@@ -310,16 +380,9 @@ def reference_values(df, y_key):
 
 
 def dashed_line(value, x0, x1, n_dashes=25, fill=0.6):
-    """Points of a horizontal dashed line at ``value`` from x0 to x1.
-
-    The dashes are segments separated by a NaN x, which plotly and matplotlib
-    both draw as a gap; ``fill`` is the fraction of each period drawn.
-
-    Returns
-    -------
-    x, y : list of float
-        ``3 * n_dashes`` points (start, end, gap per dash).
-    """
+    """Points (x, y) of a horizontal dashed line at ``value`` from x0 to x1:
+    ``n_dashes`` segments separated by a NaN x, each ``fill`` of its period
+    (plotly and matplotlib draw a NaN as a gap)."""
     period = (x1 - x0) / n_dashes
     x, y = [], []
     for i in range(n_dashes):
@@ -329,31 +392,31 @@ def dashed_line(value, x0, x1, n_dashes=25, fill=0.6):
     return x, y
 
 
+# -- run status ----------------------------------------------------------------
 #: statuses marked in the legends (``objective_status``, docs/limits.md), in
-#: the order they are listed; ``diverged`` is also read from
-#: ``objective_diverged`` for result files written before the status column
-MARKED_STATUS = ("diverged", "timeout", "stalled")
+#: this order; ``diverged`` is also read from ``objective_diverged`` (older
+#: result files)
+MARKED_STATUS = ("diverged", "collapsed", "timeout", "stalled")
 
 
-def _last_status(df_rep):
-    last = df_rep.sort_values("stop_val", kind="stable").iloc[-1]
-    status = last.get("objective_status")
-    if isinstance(status, str) and status:
-        return status
-    flag = pd.to_numeric(pd.Series([last.get("objective_diverged")]), errors="coerce")
-    return "diverged" if flag.iloc[0] == 1 else "ok"
+def _last_statuses(df_solver):
+    """Status of the last row (largest ``stop_val``) of each repetition."""
+    last = df_solver.sort_values(["idx_rep", "stop_val"], kind="stable")
+    last = last.groupby("idx_rep", sort=True).tail(1)
+    none = [None] * len(last)
+    status = last.get("objective_status", pd.Series(none)).tolist()
+    flag = pd.to_numeric(last.get("objective_diverged", pd.Series(none)))
+    return [
+        s if isinstance(s, str) and s else ("diverged" if f == 1 else "ok")
+        for s, f in zip(status, flag.tolist(), strict=True)
+    ]
 
 
 def status_tag(df_solver):
-    """Legend suffix for the repetitions of one solver that did not end well.
-
-    The status of a repetition is ``objective_status`` on its last row
-    (largest ``stop_val``). Returns ``""`` when no repetition ended with a
-    status of :data:`MARKED_STATUS`, else e.g. ``" (diverged)"`` (every
-    repetition), ``" (timeout 1/3 reps)"`` or ``" (diverged 1/3, stalled
-    2/3 reps)"``.
-    """
-    statuses = [_last_status(d) for _, d in df_solver.groupby("idx_rep", sort=True)]
+    """Legend suffix for the repetitions of one solver whose last row has a
+    status of :data:`MARKED_STATUS`: ``""`` if none, ``" (diverged)"`` if
+    all, ``" (timeout 1/3 reps)"`` or ``" (diverged 1/3, stalled 2/3 reps)"``."""
+    statuses = _last_statuses(df_solver)
     n_rep = len(statuses)
     parts = []
     for code in MARKED_STATUS:
@@ -366,3 +429,93 @@ def status_tag(df_solver):
         return ""
     reps = " reps" if any("/" in part for part in parts) else ""
     return f" ({', '.join(parts)}{reps})"
+
+
+# -- images --------------------------------------------------------------------
+def as_display(image):
+    """(C, H, W) array -> (H, W) or (H, W, 3) float image, NaN/inf replaced."""
+    img = np.asarray(image, dtype=float)
+    img = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
+    return np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
+
+
+def upscale(image, min_size):
+    """``image`` repeated k times along H and W (nearest neighbour), with the
+    smallest k >= 1 that makes its larger side at least ``min_size`` px."""
+    k = max(1, int(np.ceil(min_size / max(image.shape[:2]))))
+    return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+
+
+def psnr(x, ref):
+    """PSNR [dB] of ``x`` clipped to [0, 1] against ``ref`` (``docs/maths.md``
+    (1.5)); inf for a perfect match."""
+    mse = float(np.mean((np.clip(x, 0, 1) - ref) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
+def _gaussian_filter_valid(img, window):
+    """Separable correlation of (H, W, ...) ``img`` with ``window``, valid part."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    out = sliding_window_view(img, window.size, axis=0) @ window
+    return sliding_window_view(out, window.size, axis=1) @ window
+
+
+def ssim(x, ref, size=11, sigma=1.5, k1=0.01, k2=0.03):
+    """SSIM of ``x`` clipped to [0, 1] against ``ref``, data range 1.
+
+    Wang et al.'s index with an 11-tap Gaussian window (sigma 1.5) on the
+    images padded by reflection, averaged over every pixel and channel, as
+    ``deepinv.loss.metric.SSIM`` (torchmetrics) computes it. ``x`` and
+    ``ref`` are (H, W) or (H, W, C); NaN when a side is at most ``size // 2``.
+    """
+    x = np.clip(np.asarray(x, dtype=float), 0, 1)
+    ref = np.asarray(ref, dtype=float)
+    pad = size // 2
+    if min(ref.shape[:2]) <= pad:
+        return float("nan")
+    t = np.arange(size) - pad
+    window = np.exp(-(t**2) / (2 * sigma**2))
+    window /= window.sum()
+    widths = [(pad, pad), (pad, pad)] + [(0, 0)] * (ref.ndim - 2)
+
+    def blur(img):
+        return _gaussian_filter_valid(np.pad(img, widths, mode="reflect"), window)
+
+    mean_x, mean_r = blur(x), blur(ref)
+    var_x = np.maximum(blur(x * x) - mean_x**2, 0)
+    var_r = np.maximum(blur(ref * ref) - mean_r**2, 0)
+    cov = blur(x * ref) - mean_x * mean_r
+    c1, c2 = k1**2, k2**2
+    num = (2 * mean_x * mean_r + c1) * (2 * cov + c2)
+    den = (mean_x**2 + mean_r**2 + c1) * (var_x + var_r + c2)
+    return float(np.mean(num / den))
+
+
+#: per-image metric keys of the artefacts: (PSNR, SSIM) of each image stack
+METRIC_KEYS = {
+    "reconstructed": ("psnr", "ssim"),
+    "measured": ("psnr_measured", "ssim_measured"),
+}
+
+
+def image_scores(art, key, index, clean=None):
+    """(PSNR, SSIM) of image ``index`` of ``art[key]`` against the clean one.
+
+    Read from the per-image arrays of the artefacts (:data:`METRIC_KEYS`)
+    when the run saved them, computed from the images otherwise
+    (:func:`psnr`, :func:`ssim`; ``clean`` is the displayed clean image).
+    Either may be None when neither is available.
+    """
+    if key not in METRIC_KEYS:
+        return None, None
+    scores = []
+    for metric, fn in zip(METRIC_KEYS[key], (psnr, ssim), strict=True):
+        values = art.get(metric)
+        if values is not None and index < len(np.ravel(values)):
+            scores.append(float(np.ravel(values)[index]))
+        elif clean is not None and art.get(key) is not None:
+            scores.append(fn(as_display(art[key][index]), clean))
+        else:
+            scores.append(None)
+    return tuple(scores)

@@ -1,19 +1,27 @@
 """Learned regulariser filters of each solver, at the end of the run.
 
-Reads ``filters`` (K, C, s, s) and ``log_weights`` (K,) from the run's
-artefacts (:func:`benchmark_utils.plot_utils.final_artifacts`); the filters are
-sorted by decreasing weight exp(a_k) (``docs/maths.md`` (2.1)). Each filter has
-its own symmetric scale: mid-grey is 0, white the largest |coefficient| (colour
-filters: per channel). Only the first repetition is shown; the plot is empty
-for regularisers without filters.
+Reads ``filters`` (K, C, s, s) and ``log_weights`` (K,) from the first
+repetition's artefacts, sorted by decreasing weight exp(a_k)
+(``docs/maths.md`` (2.1)); each filter on its own symmetric scale, mid-grey
+= 0, repeated to at least :data:`DISPLAY_PX` pixels. Empty for regularisers
+without filters.
 """
 
 import numpy as np
 from benchopt import BasePlot
 
-from benchmark_utils.plot_utils import final_artifacts, select, spaced
+from benchmark_utils.plot_utils import (
+    dataset_options,
+    final_artifacts,
+    select,
+    short_labels,
+    title_names,
+    upscale,
+)
 
-MAX_COLS = 8
+MAX_COLS = 4
+#: smallest displayed side of a filter, in pixels
+DISPLAY_PX = 160
 
 
 def _filters(art):
@@ -50,7 +58,7 @@ class Plot(BasePlot):
     name = "learned_filters"
     type = "image"
     options = {
-        "dataset": ...,
+        "dataset": dataset_options,
         "objective": ...,
         "solver": solver_options,
     }
@@ -70,14 +78,18 @@ class Plot(BasePlot):
         items = []
         for k in order:
             label = f"#{k}" if weights is None else f"#{k} w={weights[k]:.3g}"
-            items.append({"image": filter_image(filters[k]), "label": label})
+            image = upscale(filter_image(filters[k]), DISPLAY_PX)
+            items.append({"image": image, "label": label})
         return items
 
     def get_metadata(self, df, dataset, objective, solver):
-        df = select(df, dataset, objective)
-        filters = _filters(final_artifacts(df[df["solver_name"] == solver]))
+        names = title_names(df)
+        label = short_labels(df["solver_name"].unique())[solver]
+        sub = select(df, dataset, objective)
+        filters = _filters(final_artifacts(sub[sub["solver_name"] == solver]))
         n_filters = 1 if filters is None else filters.shape[0]
         return {
-            "title": spaced(f"Filters learned by {solver} | Data: {dataset}"),
+            "title": f"Filters learned by {label} | {names[dataset]} | "
+            f"{names[objective]} | sorted by weight, mid-grey = 0",
             "ncols": max(1, min(MAX_COLS, n_filters)),
         }

@@ -1,106 +1,100 @@
 """Test images: clean, measured and reconstructed by each solver.
 
-Reads ``clean``, ``measured`` and ``reconstructed`` (float arrays in [0, 1]
-shaped (N, C, H, W), C in {1, 3}) from the run's artefacts
-(:func:`benchmark_utils.plot_utils.final_artifacts`); the labels give the
-PSNR (``docs/maths.md`` (1.5)) of each image against the clean one, and the
-solver's short label (:func:`benchmark_utils.plot_utils.short_labels`). Only the
-first repetition is shown; the plot is empty when no run saved images.
+Reads ``clean``, ``measured`` and ``reconstructed`` ((N, C, H, W) in [0, 1])
+and the per-image ``psnr``, ``ssim``, ``psnr_measured``, ``ssim_measured``
+from the first repetition's artefacts, computing the scores when absent
+(:func:`benchmark_utils.plot_utils.image_scores`). Every image is shown
+whole, repeated to at least :data:`DISPLAY_PX` pixels (``docs/report.md``,
+"Reconstructions and filters").
 """
 
 import numpy as np
 from benchopt import BasePlot
 
 from benchmark_utils.plot_utils import (
+    as_display,
+    dataset_options,
     final_artifacts,
+    image_scores,
     select,
     short_labels,
-    spaced,
     status_tag,
+    title_names,
+    upscale,
 )
 
 KEYS = ("clean", "measured", "reconstructed")
-MAX_COLS = 4
-MAX_IMAGES = 16
+#: columns of the grid (benchopt's page is at most 1000 px wide)
+N_COLS = 3
+#: smallest displayed side of an image, in pixels
+DISPLAY_PX = 256
+#: most test images offered in the dropdown
+MAX_IMAGES = 64
 
 
-def _image(art, key, index):
-    """Image ``index`` of the stack ``art[key]`` as (H, W) or (H, W, 3), or None."""
-    stack = art.get(key)
-    if stack is None or index >= len(stack):
-        return None
-    img = np.asarray(stack[index], dtype=float)
-    img = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
-    return np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
+def _label(name, scores):
+    psnr, ssim = scores
+    parts = [] if psnr is None else [f"PSNR {psnr:.2f} dB"]
+    if ssim is not None and np.isfinite(ssim):
+        parts.append(f"SSIM {ssim:.3f}")
+    return "\n".join([name, ", ".join(parts)]) if parts else name
 
 
-def psnr(x, ref):
-    """PSNR in dB of x clipped to [0, 1] (as displayed) against ref."""
-    if x is None or ref is None:
-        return None
-    mse = float(np.mean((np.clip(x, 0, 1) - ref) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
-
-
-def _label(name, p):
-    return name if p is None else f"{name}\nPSNR {p:.2f} dB"
+def n_test_images(df):
+    """Number of test images in the artefacts of the runs of ``df``."""
+    n = 0
+    for _, df_run in df.groupby(["dataset_name", "objective_name", "solver_name"]):
+        art = final_artifacts(df_run) or {}
+        n = max([n] + [len(art[k]) for k in KEYS if art.get(k) is not None])
+    return n
 
 
 def image_indices(df):
     """Indices of the test images available in the artefacts."""
-    n = 1
-    for _, df_run in df.groupby(["dataset_name", "objective_name", "solver_name"]):
-        art = final_artifacts(df_run)
-        if art:
-            n = max([n] + [len(art[k]) for k in KEYS if art.get(k) is not None])
-    return list(range(min(n, MAX_IMAGES)))
+    return list(range(max(1, min(n_test_images(df), MAX_IMAGES))))
 
 
 class Plot(BasePlot):
     name = "reconstructions"
     type = "image"
     options = {
-        "dataset": ...,
+        "dataset": dataset_options,
         "objective": ...,
         "image_index": image_indices,
     }
 
     def plot(self, df, dataset, objective, image_index):
         index = int(image_index)
-        clean = measured = None
-        recons = []
         df = select(df, dataset, objective)
         labels = short_labels(df["solver_name"].unique())
+        items, clean = {}, None
         for solver, df_solver in df.groupby("solver_name", sort=True):
-            art = final_artifacts(df_solver)
-            if not art:
-                continue
-            if clean is None:
-                clean = _image(art, "clean", index)
-            if measured is None:
-                measured = _image(art, "measured", index)
-            recon = _image(art, "reconstructed", index)
-            if recon is not None:
-                recons.append((labels[solver] + status_tag(df_solver), recon))
-        if clean is None and measured is None and not recons:
-            return []
-        items = []
-        if clean is not None:
-            items.append({"image": clean, "label": f"clean (test #{index})"})
-        if measured is not None:
-            label = _label("measured", psnr(measured, clean))
-            items.append({"image": measured, "label": label})
-        for solver, recon in recons:
-            label = _label(spaced(solver), psnr(recon, clean))
-            items.append({"image": recon, "label": label})
-        return items
+            art = final_artifacts(df_solver) or {}
+            image = {
+                key: as_display(art[key][index])
+                for key in KEYS
+                if art.get(key) is not None and index < len(art[key])
+            }
+            if clean is None and "clean" in image:
+                clean = image["clean"]
+                items["clean"] = (clean, f"clean (test #{index})")
+            if "measured" in image and "measured" not in items:
+                scores = image_scores(art, "measured", index, clean)
+                items["measured"] = (image["measured"], _label("measured", scores))
+            if "reconstructed" in image:
+                name = labels[solver] + status_tag(df_solver)
+                scores = image_scores(art, "reconstructed", index, clean)
+                items[solver] = (image["reconstructed"], _label(name, scores))
+        return [
+            {"image": upscale(image, DISPLAY_PX), "label": label}
+            for image, label in items.values()
+        ]
 
     def get_metadata(self, df, dataset, objective, image_index):
-        df = select(df, dataset, objective)
-        n_items = 2 + int(df["solver_name"].nunique()) if len(df) else 1
+        names = title_names(df)
+        n = n_test_images(select(df, dataset, objective))
         return {
-            "title": spaced(
-                f"Test image #{image_index} | {objective} | Data: {dataset}"
-            ),
-            "ncols": max(1, min(MAX_COLS, n_items)),
+            "title": f"Test image #{image_index} of {n} | {names[dataset]} | "
+            f"{names[objective]} | end of the run, first repetition",
+            "ncols": N_COLS,
         }

@@ -45,12 +45,15 @@ import pandas as pd  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark_utils.plot_utils import (  # noqa: E402
+    REFERENCE_STYLES,
     aggregate,
     first_reach,
+    mpl_style,
     one_curve,
     reference_values,
     run_budget,
     short_labels,
+    solver_styles,
     status_tag,
 )
 
@@ -225,12 +228,15 @@ def main(argv=None):
         sub = df[df["dataset_name"] == dataset]
         budget = run_budget(sub)
         labels = short_labels(sub["solver_name"].unique())
+        # colours and markers fixed per solver name, as in the report
+        styles = solver_styles(sub["solver_name"].unique())
         for solver, runs in sub.groupby("solver_name"):
             label = labels[solver] + status_tag(runs)
             for i, (x_col, col, ylabel, scale, xlabel) in enumerate(panels):
                 ax = axes[i, j]
                 x, median, low, high = band_curve(runs, col, budget, x_col)
-                (line,) = ax.plot(x, median, label=label)
+                style = mpl_style(styles[solver], len(x))
+                (line,) = ax.plot(x, median, label=label, **style)
                 if low is not None:
                     ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
                 ax.set_yscale(scale)
@@ -240,10 +246,16 @@ def main(argv=None):
         for i, panel in enumerate(panels):
             if panel[1] != "objective_psnr_test":
                 continue
-            for (label, value), colour in zip(
-                reference_values(sub, "psnr_test"), ("black", "#404040"), strict=False
-            ):
-                axes[i, j].axhline(value, ls="--", lw=1, color=colour, label=label)
+            for label, value in reference_values(sub, "psnr_test"):
+                style = REFERENCE_STYLES[label]
+                axes[i, j].axhline(
+                    value,
+                    ls=style["mpl_linestyle"],
+                    lw=1.5,
+                    color=style["color"],
+                    label=label,
+                    zorder=3,
+                )
         axes[0, j].set_title(dataset.split("[")[0])
     axes[0, -1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()

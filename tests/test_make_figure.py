@@ -1,7 +1,10 @@
 """scripts/make_figure.py: rankings at equal cost and work, and the figure."""
 
+import matplotlib.figure
 import pandas as pd
+from matplotlib.colors import to_hex
 
+from benchmark_utils.plot_utils import REFERENCE_STYLES, SOLVER_STYLES
 from tests.bench_helpers import load_script
 
 
@@ -49,3 +52,34 @@ def test_figure_has_the_work_panel(tmp_path):
     out = tmp_path / "fig.png"
     _module().main([str(path), "-o", str(out)])
     assert out.stat().st_size > 10_000
+
+
+def _colours(tmp_path, monkeypatch, df):
+    """Legend label -> colour of every line of the figure drawn from ``df``."""
+    figures = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig)
+    )
+    path = tmp_path / "r.parquet"
+    df.to_parquet(path)
+    _module().main([str(path), "-o", str(tmp_path / "fig.png")])
+    (fig,) = figures
+    return {
+        line.get_label(): to_hex(line.get_color())
+        for ax in fig.axes
+        for line in ax.get_lines()
+    }
+
+
+def test_figure_colours_are_fixed_per_solver(tmp_path, monkeypatch):
+    """Renamed to known solvers, with and without a third one: each keeps the
+    colour of SOLVER_STYLES, as in the report."""
+    df = _frame().replace({"A[x=1]": "AmIGO[x=1]", "B[x=1]": "MAID[x=1]"})
+    df["objective_psnr_test_init"] = 20.0
+    two = _colours(tmp_path, monkeypatch, df)
+    hoag = df[df["solver_name"] == "MAID[x=1]"].replace({"MAID[x=1]": "HOAG[x=1]"})
+    three = _colours(tmp_path, monkeypatch, pd.concat([df, hoag]))
+    assert two["AmIGO"] == three["AmIGO"] == SOLVER_STYLES["AmIGO"][0]
+    assert two["MAID"] == three["MAID"] == SOLVER_STYLES["MAID"][0]
+    assert three["HOAG"] == SOLVER_STYLES["HOAG"][0]
+    assert two["initial theta"] == REFERENCE_STYLES["initial theta"]["color"]

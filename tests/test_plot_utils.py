@@ -1,21 +1,32 @@
 """Helpers of the report's plots (benchmark_utils.plot_utils): legend status
-marks, curves cut at the budget, short legend labels, reference lines."""
+marks, curves cut at the budget, short labels and titles, fixed solver
+styles, reference lines, image scores."""
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark_utils.plot_utils import (
+    EXTRA_COLOURS,
+    SOLVER_STYLES,
     aggregate,
     clip_at_budget,
     dashed_line,
     first_reach,
+    image_scores,
     one_curve,
+    psnr,
     reference_values,
     run_budget,
     short_labels,
+    solver_styles,
     split_name,
+    ssim,
     status_tag,
+    title_names,
+    upscale,
 )
 
 
@@ -37,6 +48,7 @@ def runs(*last_statuses, column="objective_status"):
         (("timeout", "ok", "ok"), " (timeout 1/3 reps)"),
         (("stalled", "stalled"), " (stalled)"),
         (("diverged", "stalled", "ok"), " (diverged 1/3, stalled 1/3 reps)"),
+        (("collapsed", "ok"), " (collapsed 1/2 reps)"),
     ],
 )
 def test_status_tag(statuses, tag):
@@ -168,3 +180,83 @@ def test_first_reach_interpolates_the_crossing():
     assert first_reach(x, y, 26.0) == pytest.approx(200.0)
     assert first_reach(x, y, 19.0) == 0.0
     assert np.isnan(first_reach(x, y, 30.0))
+
+
+def test_title_names_keep_the_task_parameters():
+    df = pd.DataFrame(
+        {
+            "dataset_name": ["denoising[n_test=8,noise_level=25.0,source=skimage]"],
+            "objective_name": ["Bilevel imaging[budget=8000,mu=0.001,regulariser=foe]"],
+        }
+    )
+    assert list(title_names(df).values()) == [
+        "denoising (noise_level=25)",
+        "Bilevel imaging (regulariser=foe)",
+    ]
+
+
+# -- solver styles ------------------------------------------------------------
+def test_solver_styles_are_fixed_per_name():
+    names = ["TTSA[a=1]", "AmIGO[b=2]", "MyNewSolver[c=3]"]
+    styles = solver_styles(names)
+    # the same solver, alone or with others, in any order
+    assert solver_styles(["AmIGO[b=2]"])["AmIGO[b=2]"] == styles["AmIGO[b=2]"]
+    assert solver_styles(names[::-1]) == styles
+    assert styles["TTSA[a=1]"]["color"] == SOLVER_STYLES["TTSA"][0]
+    # an unknown solver: a colour from the md5 of its base name
+    digest = int(hashlib.md5(b"MyNewSolver").hexdigest(), 16)
+    expected = EXTRA_COLOURS[digest % len(EXTRA_COLOURS)]
+    assert styles["MyNewSolver[c=3]"]["color"] == expected
+    known = {colour for colour, _ in SOLVER_STYLES.values()}
+    assert len(known) == len(SOLVER_STYLES) and not known & set(EXTRA_COLOURS)
+    assert "#7f7f7f" not in known  # grey is the measurement line's
+
+
+def test_variants_of_one_solver_differ_by_dash_and_marker():
+    names = [ISGD.format(q=q) for q in ("0.0", "0.5", "1.0")]
+    styles = solver_styles(names)
+    assert {s["color"] for s in styles.values()} == {SOLVER_STYLES["ISGD"][0]}
+    assert [s["dash"] for s in styles.values()] == ["solid", "dash", "dot"]
+    assert [s["marker"] % 100 for s in styles.values()] == [3, 3, 3]
+    assert [s["marker"] // 100 for s in styles.values()] == [0, 1, 0]  # open
+
+
+# -- images -------------------------------------------------------------------
+def test_psnr_and_ssim_by_hand_and_against_deepinv():
+    import torch
+    from deepinv.loss.metric import SSIM
+
+    ref = np.full((16, 16), 0.5)
+    assert psnr(ref + 0.1, ref) == pytest.approx(20.0)  # MSE 0.01
+    assert psnr(ref + 1.0, ref) == pytest.approx(10 * np.log10(4))  # clipped to 1
+    assert ssim(ref, ref) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    for shape in ((1, 40, 37), (3, 24, 30)):
+        x = rng.random(shape)
+        y = np.clip(x + 0.1 * rng.standard_normal(shape), 0, 1)
+        expected = SSIM()(torch.tensor(y)[None], torch.tensor(x)[None]).item()
+        mine = ssim(np.moveaxis(y, 0, -1).squeeze(), np.moveaxis(x, 0, -1).squeeze())
+        assert mine == pytest.approx(expected, abs=1e-10)
+    assert np.isnan(ssim(ref[:5, :5], ref[:5, :5]))
+
+
+def test_image_scores_read_the_saved_arrays_else_compute():
+    rng = np.random.default_rng(1)
+    clean = rng.random((2, 1, 20, 20))
+    recon = np.clip(clean + 0.05 * rng.standard_normal(clean.shape), 0, 1)
+    art = {"clean": clean, "reconstructed": recon, "measured": recon}
+    art["psnr"], art["ssim"] = np.array([31.0, 32.0]), np.array([0.7, 0.8])
+    assert image_scores(art, "reconstructed", 1, clean[1, 0]) == (32.0, 0.8)
+    computed = image_scores(art, "measured", 1, clean[1, 0])
+    assert computed == (psnr(recon[1, 0], clean[1, 0]), ssim(recon[1, 0], clean[1, 0]))
+    assert image_scores(art, "measured", 1, None) == (None, None)
+    assert image_scores(art, "clean", 0, clean[0, 0]) == (None, None)
+
+
+def test_upscale_repeats_pixels():
+    image = np.arange(6.0).reshape(2, 3)
+    big = upscale(image, 7)  # k = ceil(7 / 3) = 3
+    assert big.shape == (6, 9)
+    np.testing.assert_array_equal(big[::3, ::3], image)
+    np.testing.assert_array_equal(big[2, 8], image[0, 2])
+    assert upscale(image, 2).shape == (2, 3)
