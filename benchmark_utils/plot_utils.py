@@ -446,52 +446,6 @@ def upscale(image, min_size):
     return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
 
 
-def psnr(x, ref):
-    """PSNR [dB] of ``x`` clipped to [0, 1] against ``ref`` (``docs/maths.md``
-    (1.5)); inf for a perfect match."""
-    mse = float(np.mean((np.clip(x, 0, 1) - ref) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
-
-
-def _gaussian_filter_valid(img, window):
-    """Separable correlation of (H, W, ...) ``img`` with ``window``, valid part."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    out = sliding_window_view(img, window.size, axis=0) @ window
-    return sliding_window_view(out, window.size, axis=1) @ window
-
-
-def ssim(x, ref, size=11, sigma=1.5, k1=0.01, k2=0.03):
-    """SSIM of ``x`` clipped to [0, 1] against ``ref``, data range 1.
-
-    Wang et al.'s index with an 11-tap Gaussian window (sigma 1.5) on the
-    images padded by reflection, averaged over every pixel and channel, as
-    ``deepinv.loss.metric.SSIM`` (torchmetrics) computes it. ``x`` and
-    ``ref`` are (H, W) or (H, W, C); NaN when a side is at most ``size // 2``.
-    """
-    x = np.clip(np.asarray(x, dtype=float), 0, 1)
-    ref = np.asarray(ref, dtype=float)
-    pad = size // 2
-    if min(ref.shape[:2]) <= pad:
-        return float("nan")
-    t = np.arange(size) - pad
-    window = np.exp(-(t**2) / (2 * sigma**2))
-    window /= window.sum()
-    widths = [(pad, pad), (pad, pad)] + [(0, 0)] * (ref.ndim - 2)
-
-    def blur(img):
-        return _gaussian_filter_valid(np.pad(img, widths, mode="reflect"), window)
-
-    mean_x, mean_r = blur(x), blur(ref)
-    var_x = np.maximum(blur(x * x) - mean_x**2, 0)
-    var_r = np.maximum(blur(ref * ref) - mean_r**2, 0)
-    cov = blur(x * ref) - mean_x * mean_r
-    c1, c2 = k1**2, k2**2
-    num = (2 * mean_x * mean_r + c1) * (2 * cov + c2)
-    den = (mean_x**2 + mean_r**2 + c1) * (var_x + var_r + c2)
-    return float(np.mean(num / den))
-
-
 #: per-image metric keys of the artefacts: (PSNR, SSIM) of each image stack
 METRIC_KEYS = {
     "reconstructed": ("psnr", "ssim"),
@@ -499,14 +453,16 @@ METRIC_KEYS = {
 }
 
 
-def image_scores(art, key, index, clean=None):
+def image_scores(art, key, index):
     """(PSNR, SSIM) of image ``index`` of ``art[key]`` against the clean one.
 
     Read from the per-image arrays of the artefacts (:data:`METRIC_KEYS`)
-    when the run saved them, computed from the images otherwise
-    (:func:`psnr`, :func:`ssim`; ``clean`` is the displayed clean image).
-    Either may be None when neither is available.
+    when the run saved them, computed from the images otherwise (files
+    written before they were saved) by :mod:`benchmark_utils.metrics`, the
+    evaluation's own scores. Either may be None when neither is available.
     """
+    from .metrics import psnr, ssim
+
     if key not in METRIC_KEYS:
         return None, None
     scores = []
@@ -514,8 +470,13 @@ def image_scores(art, key, index, clean=None):
         values = art.get(metric)
         if values is not None and index < len(np.ravel(values)):
             scores.append(float(np.ravel(values)[index]))
-        elif clean is not None and art.get(key) is not None:
-            scores.append(fn(as_display(art[key][index]), clean))
+        elif art.get(key) is not None and art.get("clean") is not None:
+            x = np.clip(np.asarray(art[key][index : index + 1], dtype=np.float32), 0, 1)
+            clean = np.asarray(art["clean"][index : index + 1], dtype=np.float32)
+            try:
+                scores.append(float(fn(x, clean)[0]))
+            except (RuntimeError, ValueError):  # SSIM of an image under 11 px
+                scores.append(None)
         else:
             scores.append(None)
     return tuple(scores)

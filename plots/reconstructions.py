@@ -79,11 +79,11 @@ class Plot(BasePlot):
                 clean = image["clean"]
                 items["clean"] = (clean, f"clean (test #{index})")
             if "measured" in image and "measured" not in items:
-                scores = image_scores(art, "measured", index, clean)
+                scores = image_scores(art, "measured", index)
                 items["measured"] = (image["measured"], _label("measured", scores))
             if "reconstructed" in image:
                 name = labels[solver] + status_tag(df_solver)
-                scores = image_scores(art, "reconstructed", index, clean)
+                scores = image_scores(art, "reconstructed", index)
                 items[solver] = (image["reconstructed"], _label(name, scores))
         return [
             {"image": upscale(image, DISPLAY_PX), "label": label}
