@@ -1,29 +1,26 @@
 """Results figure, numbers and rankings of docs/results.md, from result files.
 
-Reads benchopt result files and draws, per dataset, the median over
-repetitions (and the 20-80 % band) of each solver's test PSNR against the
-cost in lower-level gradient evaluations (``cost = ll_grad + hvp``, per
-image; the papers' unit) and, when the files have the ``objective_work``
-column, against the work in gradient-equivalents (every oracle priced,
-docs/maths.md), plus the training loss against the cost; each repetition is
-cut at the budget as in the report's ``cost_curve`` plot (docs/report.md),
-with the same short legend labels and reference lines.
-``--rankings`` prints, per dataset, the solvers ranked by the median test
-PSNR reached at fractions of the largest x reached on each axis (cost,
-work), and which pairs swap between the axes.
-``--numbers`` prints, instead of drawing, the numbers quoted in
-docs/results.md: per dataset and
-solver the test PSNR at the initial theta and at the budget (medians over
-repetitions), the cost at which the median curve first reaches each
-``--levels`` PSNR, the status of the last rows and the solver time, the
-reference levels (measurement, initial theta) when the file has them, and
-the total solver time of the file.
+The figure: per task, the median over repetitions (and 20-80 % band) of the
+per-image test PSNR and of the pooled test PSNR (-10 log10 of the test MSE,
+the upper-level loss) against the cost (``ll_grad + hvp`` per image), of the
+per-image test PSNR against the work (every oracle priced, docs/maths.md
+section 3.3) and of the training loss against the cost; each repetition is
+cut at the budget as in the report (docs/report.md), with its colours,
+labels and reference lines.
+
+``--numbers`` prints per task and solver the scores at the initial theta and
+at the budget (medians over repetitions), the gains, the status and the
+solver time. ``--rankings`` ranks the solvers by their median at the budget,
+by per-image and by pooled test PSNR side by side, with Kendall's tau
+between the two rankings; two neighbours of a ranking are a tie when the
+bootstrap 90 % interval of the difference of their medians holds 0. A solver
+with a repetition that did not end well (diverged, collapsed, stalled, timed
+out) is listed apart and never ranked.
 
 Usage::
 
-    python scripts/make_figure.py outputs/<run>.parquet [more.parquet ...] \
-        -o docs/results.png
-    python scripts/make_figure.py outputs/<run>.parquet --numbers --levels 26 27
+    python scripts/make_figure.py outputs/<run>.parquet [more.parquet ...] \\
+        -o docs/results.png [--numbers | --rankings]
 
 Several result files (e.g. runs of different solvers on the same problem)
 are concatenated; a solver present in several keeps its first file's runs.
@@ -47,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark_utils.plot_utils import (  # noqa: E402
     REFERENCE_STYLES,
     aggregate,
-    first_reach,
     mpl_style,
     one_curve,
     reference_values,
@@ -57,14 +53,20 @@ from benchmark_utils.plot_utils import (  # noqa: E402
     status_tag,
 )
 
+#: statuses of a repetition that ended well (the others are listed apart)
+OK_STATUS = ("ok", "budget")
+#: the two scores of a ranking: per-image mean and pooled test PSNR
+SCORES = {"per-image": "objective_psnr_test", "pooled": "objective_pooled_psnr_test"}
+COST = "cost: lower-level gradients + HVPs (per image)"
 #: (x column, y column, y label, y scale, x label)
 PANELS = (
+    ("objective_cost", "objective_psnr_test", "test PSNR [dB]", "linear", COST),
     (
         "objective_cost",
-        "objective_psnr_test",
-        "test PSNR [dB]",
+        "objective_pooled_psnr_test",
+        "pooled test PSNR [dB]",
         "linear",
-        "cost: lower-level gradients + HVPs (per image)",
+        COST,
     ),
     (
         "objective_work",
@@ -73,13 +75,7 @@ PANELS = (
         "linear",
         "work: all oracles, in gradient-equivalents (per image)",
     ),
-    (
-        "objective_cost",
-        "objective_value",
-        "train loss (MSE)",
-        "log",
-        "cost: lower-level gradients + HVPs (per image)",
-    ),
+    ("objective_cost", "objective_value", "train loss (MSE)", "log", COST),
 )
 
 
@@ -91,85 +87,118 @@ def band_curve(runs, col, budget, x_col="objective_cost"):
     return aggregate([c for c in curves if c is not None])
 
 
-def median_curve(runs, col, budget, x_col="objective_cost"):
-    """Median over the repetitions of ``runs`` of ``col`` against ``x_col``."""
-    x, median, _, _ = band_curve(runs, col, budget, x_col)
-    return x, median
+def at_budget(runs, col, budget):
+    """Each repetition's ``col`` at the budget (its last point, interpolated
+    at ``cost == budget``), and whether every repetition ended well."""
+    values, ok = [], True
+    for _, rep in runs.groupby("idx_rep"):
+        curve = one_curve(rep, "objective_cost", col, budget=budget)
+        last = rep.sort_values("stop_val").iloc[-1]
+        ok &= str(last.get("objective_status", "ok")) in OK_STATUS
+        ok &= curve is not None and curve[0][-1] >= 0.95 * (budget or 0)
+        values.append(np.nan if curve is None else float(curve[1][-1]))
+    return np.array(values), bool(ok)
 
 
-def rankings(df, fractions=(0.25, 1.0)):
-    """Markdown: solvers ranked by median test PSNR at equal cost and work.
+def bootstrap_interval(a, b, level=0.9, n_boot=4000, seed=0):
+    """Bootstrap interval of median(a) - median(b) (each resampled apart)."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    da = np.median(rng.choice(a, (n_boot, a.size)), axis=1)
+    db = np.median(rng.choice(b, (n_boot, b.size)), axis=1)
+    tail = (1 - level) / 2
+    return tuple(np.quantile(da - db, [tail, 1 - tail]))
 
-    On each axis the x values compared are fractions of the smallest final x
-    over the solvers (so that every solver has reached them: at equal cost,
-    or at equal work); a solver's value is its median curve interpolated
-    there. Pairs of solvers ordered differently on the two axes are listed.
-    """
-    axes = [a for a in ("objective_cost", "objective_work") if a in df.columns]
+
+def kendall_tau(first, second):
+    """Kendall's tau between two orderings of the same names."""
+    pos = {name: i for i, name in enumerate(second)}
+    pairs = [(p, q) for i, p in enumerate(first) for q in first[i + 1 :]]
+    if not pairs:
+        return float("nan")
+    agree = sum(1 if pos[p] < pos[q] else -1 for p, q in pairs)
+    return agree / len(pairs)
+
+
+def ranking(values):
+    """Names by decreasing median, and for each neighbour pair whether it is
+    a tie (:func:`bootstrap_interval` holds 0)."""
+    names = sorted(values, key=lambda k: -np.median(values[k]))
+    ties = []
+    for p, q in zip(names, names[1:], strict=False):
+        low, high = bootstrap_interval(values[p], values[q])
+        ties.append(low <= 0 <= high)
+    return names, ties
+
+
+def _format(names, ties, values):
+    out = f"{names[0]} {np.median(values[names[0]]):.2f}" if names else ""
+    for name, tie in zip(names[1:], ties, strict=True):
+        out += (" = " if tie else " > ") + f"{name} {np.median(values[name]):.2f}"
+    return out
+
+
+def rankings(df):
+    """Markdown: per task, the rankings at the budget by both scores."""
     lines = []
     for dataset, sub in df.groupby("dataset_name", sort=True):
         budget = run_budget(sub)
         labels = short_labels(sub["solver_name"].unique())
-        name = dataset.split("[")[0]
-        order = {}
-        for axis in axes:
-            curves = {
-                labels[s]: median_curve(r, "objective_psnr_test", budget, axis)
-                for s, r in sub.groupby("solver_name", sort=True)
-            }
-            end = min(float(x[-1]) for x, _ in curves.values())
-            for frac in fractions:
-                at = frac * end
-                vals = {k: float(np.interp(at, x, y)) for k, (x, y) in curves.items()}
-                ranked = sorted(vals, key=vals.get, reverse=True)
-                order[(axis, frac)] = ranked
-                text = ", ".join(f"{k} {vals[k]:.2f}" for k in ranked)
-                lines.append(f"- {name}, {axis[10:]} = {at:,.0f}: {text}")
-        if len(axes) == 2:
-            for frac in fractions:
-                a = order[("objective_cost", frac)]
-                b = order[("objective_work", frac)]
-                swaps = [
-                    f"{p} / {q}"
-                    for i, p in enumerate(a)
-                    for q in a[i + 1 :]
-                    if b.index(p) > b.index(q)
-                ]
-                lines.append(
-                    f"- {name}, at {frac:g} of the axis: "
-                    + (
-                        "pairs ordered differently by work than by cost: "
-                        + ", ".join(swaps)
-                        if swaps
-                        else "same ranking on both axes"
-                    )
-                )
+        task = dataset.split("[")[0]
+        ranked, apart = {}, []
+        for key, col in SCORES.items():
+            if col not in sub.columns:
+                continue
+            values = {}
+            for solver, runs in sub.groupby("solver_name", sort=True):
+                vals, ok = at_budget(runs, col, budget)
+                if ok:
+                    values[labels[solver]] = vals
+                elif key == "per-image":
+                    apart.append(labels[solver] + status_tag(runs))
+            names, ties = ranking(values)
+            ranked[key] = names
+            n_ties = sum(ties)
+            lines.append(
+                f"- {task}, {key} test PSNR at the budget ({'=' if n_ties else '>'}: "
+                f"{n_ties} tie(s) of {len(ties)} neighbour pairs): "
+                + _format(names, ties, values)
+            )
+        if len(ranked) == 2:
+            tau = kendall_tau(ranked["per-image"], ranked["pooled"])
+            lines.append(f"- {task}: Kendall tau between the two rankings {tau:.2f}")
+        if apart:
+            lines.append(f"- {task}, not ranked: {', '.join(apart)}")
     return "\n".join(lines)
 
 
-def numbers(df, levels):
+def numbers(df):
     """Markdown table of the numbers of docs/results.md (see the module doc)."""
-    head = ["dataset", "solver", "PSNR at 0", "PSNR at budget"]
-    head += [f"cost to {v:g} dB" for v in levels] + ["status", "time [s]"]
+    head = ["task", "solver", "PSNR at 0", "PSNR at budget", "gain"]
+    head += ["pooled at budget", "pooled gain", "SSIM at budget", "status", "time [s]"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for dataset, sub in df.groupby("dataset_name", sort=True):
         budget = run_budget(sub)
         labels = short_labels(sub["solver_name"].unique())
+        task = dataset.split("[")[0]
         for solver, runs in sub.groupby("solver_name", sort=True):
-            x, median = median_curve(runs, "objective_psnr_test", budget)
+            first = runs.sort_values("stop_val").groupby("idx_rep").first()
             last = runs.sort_values("stop_val").groupby("idx_rep").last()
-            reach = [first_reach(x, median, v) for v in levels]
-            row = [dataset.split("[")[0], labels[solver]]
-            row += [f"{median[0]:.2f}", f"{median[-1]:.2f}"]
-            row += ["-" if np.isnan(c) else f"{c:.0f}" for c in reach]
+            psnr, _ = at_budget(runs, "objective_psnr_test", budget)
+            pooled, _ = at_budget(runs, "objective_pooled_psnr_test", budget)
+            ssim, _ = at_budget(runs, "objective_ssim_test", budget)
+            p0 = float(first["objective_psnr_test"].median())
+            q0 = float(first["objective_pooled_psnr_test"].median())
+            row = [task, labels[solver], f"{p0:.2f}", f"{np.median(psnr):.2f}"]
+            row += [f"{np.median(psnr) - p0:+.2f}", f"{np.median(pooled):.2f}"]
+            row += [f"{np.median(pooled) - q0:+.2f}", f"{np.median(ssim):.3f}"]
             row += [
                 status_tag(runs).strip(" ()") or "ok",
                 f"{last['time'].median():.1f}",
             ]
             lines.append("| " + " | ".join(row) + " |")
         for label, value in reference_values(sub, "psnr_test"):
-            row = [dataset.split("[")[0], f"({label})", "", f"{value:.2f}"]
-            lines.append("| " + " | ".join(row + [""] * (len(head) - 4)) + " |")
+            lines.append(f"| {task} | ({label}) | | {value:.2f} |" + " |" * 6)
     total = (
         df.sort_values("stop_val")
         .groupby(["dataset_name", "solver_name", "idx_rep"])["time"]
@@ -193,14 +222,7 @@ def main(argv=None):
     parser.add_argument(
         "--rankings",
         action="store_true",
-        help="print the rankings at equal cost and at equal work, no figure",
-    )
-    parser.add_argument(
-        "--levels",
-        type=float,
-        nargs="*",
-        default=[26.0, 27.0],
-        help="test PSNR levels [dB] for the cost-to-reach columns",
+        help="print the rankings at the budget by both scores, no figure",
     )
     args = parser.parse_args(argv)
     frames, seen = [], set()
@@ -211,12 +233,12 @@ def main(argv=None):
         seen |= set(keys)
     df = pd.concat(frames, ignore_index=True)
     if args.numbers:
-        print(numbers(df, args.levels))
+        print(numbers(df))
         return
     if args.rankings:
         print(rankings(df))
         return
-    panels = [p for p in PANELS if p[0] in df.columns]
+    panels = [p for p in PANELS if p[0] in df.columns and p[1] in df.columns]
     datasets = sorted(df["dataset_name"].unique())
     fig, axes = plt.subplots(
         len(panels),
@@ -244,9 +266,9 @@ def main(argv=None):
                 ax.set_xlabel(xlabel, fontsize=8)
                 ax.grid(alpha=0.3)
         for i, panel in enumerate(panels):
-            if panel[1] != "objective_psnr_test":
+            if panel[1] == "objective_value":
                 continue
-            for label, value in reference_values(sub, "psnr_test"):
+            for label, value in reference_values(sub, panel[1][len("objective_") :]):
                 style = REFERENCE_STYLES[label]
                 axes[i, j].axhline(
                     value,

@@ -1,33 +1,28 @@
 """Pick each solver's tuned configuration from a tuning sweep (docs/tuning.md).
 
-Reads the parquet of a ``benchopt run . --config configs/tuning/<task>.yml``
-sweep and writes, for each (task, regulariser), a config file with, for each
-solver, the configuration whose runs have the best median validation PSNR
-(``objective_psnr_val``) at the cost budget:
+Reads the result files of ``benchopt run . --config configs/tuning/<task>.yml``
+and, for each solver (its name and the parameters the sweep does not tune,
+so ``ISGD[q=0.0]`` and ``ISGD[q=0.5]`` are tuned apart), chooses the
+configuration with the smallest median validation loss at the cost budget,
+i.e. the largest median pooled validation PSNR (``objective_pooled_psnr_val``
+= -10 log10 of the validation MSE). A configuration with a run that ended
+diverged, stalled, collapsed, timed out or short of the budget is ineligible.
+The test scores are never read.
 
-- a run's score is its last evaluation (the cost budget: every run is
-  compared at the same cost);
-- a run counts only if that evaluation has ``objective_status`` ``"ok"`` or
-  ``"budget"`` (``benchmark_utils.bilevel_solver.STATUS_CODES``), a finite
-  validation PSNR and a cost of at least 95 % of the budget; a configuration
-  with a run that does not count (diverged, stalled, timed out, cut short)
-  is not eligible;
-- a solver is its name and every parameter the sweep does not tune (so
-  ``ISGD[q=0.0]`` and ``ISGD[q=0.5]`` are tuned separately); the tuned
-  parameters are ``--tuned`` (default ``step_size``);
-- the test PSNR is never read.
-
-The files are ``<out>/<task>.yml`` for the FoE regulariser and
-``<out>/<task>-<regulariser>.yml`` for the others; each has a comment header
-naming the source parquet, the protocol and the chosen values, and runs the
-same dataset and objective as the sweep with ``--n-repetitions`` (5)
-repetitions. Each written file is checked with benchopt's own parsing of a
-``--config`` file (:func:`check_config`).
+A value chosen at an end of its grid is not tuned: with ``--extend CONFIG``
+(the sweep's config file) the script says so, runs that solver alone with the
+value a decade further out, and chooses again, until every choice is inside
+its grid (the grid counts every value run, eligible or not). It then writes
+``<out>/<task>.yml`` (FoE; ``<task>-<regulariser>.yml`` otherwise), a
+``--config`` file of the tuned solvers with ``--n-repetitions`` (5)
+repetitions, checked with benchopt's own parsing (:func:`check_config`).
 
 Usage::
 
-    python scripts/tune.py outputs/tuning-denoising.parquet [--out configs/best]
-        [--tuned step_size [other]] [--n-repetitions 5]
+    python scripts/tune.py outputs/tuning-denoising.parquet \\
+        [--extend configs/tuning/denoising.yml] [--out configs/best]
+        [--tuned step_size outer_ratio] [--n-repetitions 5]
+    python scripts/tune.py outputs/tuning-*.parquet --defaults
 """
 
 from __future__ import annotations
@@ -35,7 +30,9 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -44,10 +41,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmark_utils.bilevel_solver import FAILED_STATUS, STATUS_CODES  # noqa: E402
+from benchmark_utils.solver_ranges import STEP_SIZE_RANGE  # noqa: E402
 
-#: statuses of a run that ended at the cost budget
-OK_STATUS = tuple(s for s in STATUS_CODES if s not in FAILED_STATUS)
+#: statuses of a run that ended well at the cost budget
+OK_STATUS = ("ok", "budget")
+#: the score: the validation loss, as a pooled PSNR (larger is better)
+SCORE = "objective_pooled_psnr_val"
+#: rounds of grid extension at most
+MAX_EXTENSIONS = 6
 #: the columns that identify one run
 RUN = ["dataset_name", "objective_name", "solver_name", "idx_rep"]
 #: a counted run's last evaluation is at least this fraction of the budget
@@ -109,9 +110,9 @@ def run_counts(row, budget):
     status = row.get("objective_status", "ok")
     if status not in OK_STATUS:
         return str(status)
-    psnr = row.get("objective_psnr_val", float("nan"))
-    if psnr is None or not math.isfinite(float(psnr)):
-        return "no validation PSNR"
+    score = row.get(SCORE, float("nan"))
+    if score is None or not math.isfinite(float(score)):
+        return "no validation loss"
     cost = float(row.get("objective_cost", float("nan")))
     if budget is not None and not cost >= MIN_COST_FRACTION * budget:
         return "cut short"
@@ -141,9 +142,10 @@ def tune(df, tuned=("step_size",)):
         list of dicts with ``solver`` (the variant's name, without the tuned
         parameters), ``label`` (its short name, :func:`short_labels`),
         ``chosen`` (the full solver name, or ``None`` when no configuration
-        is eligible), ``values`` (the tuned values),
-        ``median`` (dB), ``n_runs``, ``n_configs`` and ``skipped``
-        (``{configuration name: reasons}`` of the ineligible ones).
+        is eligible), ``values`` (the tuned values), ``median`` (pooled
+        validation PSNR, dB), ``n_runs``, ``n_configs``, ``skipped``
+        (``{configuration name: reasons}`` of the ineligible ones) and
+        ``edges`` (:func:`grid_edges` of the choice).
 
     Raises
     ------
@@ -173,7 +175,7 @@ def tune(df, tuned=("step_size",)):
             fixed = {k: v for k, v in params.items() if k not in tuned}
             key = format_name(base, fixed)
             reasons = [run_counts(row, budget) for _, row in config_runs.iterrows()]
-            scores = config_runs["objective_psnr_val"].astype(float)
+            scores = config_runs[SCORE].astype(float)
             variants.setdefault(key, []).append(
                 dict(
                     name=name,
@@ -202,12 +204,78 @@ def tune(df, tuned=("step_size",)):
                         for c in configs
                         if c["reasons"]
                     },
+                    edges={} if best is None else grid_edges(best, configs),
                 )
             )
         problems[(task, reg)] = dict(
             dataset=dataset, objective=objective, solvers=solvers
         )
     return problems
+
+
+def grid_edges(best, configs):
+    """``{param: "low" | "high"}`` for each tuned parameter whose chosen
+    value is the smallest or largest of those run (with the other tuned
+    parameters at their chosen values) while the grid has several."""
+    edges = {}
+    for name, value in best["values"].items():
+        others = {k: v for k, v in best["values"].items() if k != name}
+        grid = {
+            float(c["values"][name])
+            for c in configs
+            if name in c["values"]
+            and all(c["values"].get(k) == v for k, v in others.items())
+        }
+        if len(grid) > 1 and float(value) in (min(grid), max(grid)):
+            edges[name] = "low" if float(value) == min(grid) else "high"
+    return edges
+
+
+def extensions(problems):
+    """Solver names to run next: each edge value moved a decade further out,
+    within the allowed step range (``benchmark_utils.solver_ranges``)."""
+    todo = []
+    for problem in problems.values():
+        for s in problem["solvers"]:
+            for name, side in s["edges"].items():
+                base, params = parse_name(s["chosen"])
+                value = float(params[name]) * (10.0 if side == "high" else 0.1)
+                low, high = STEP_SIZE_RANGE if name == "step_size" else (0, math.inf)
+                if not low <= value <= high:
+                    continue
+                params[name] = value
+                todo.append((s["label"], name, side, format_name(base, params)))
+    return todo
+
+
+def run_extension(config, names, out):
+    """``benchopt run`` of the sweep's ``config`` with only the solvers
+    ``names``; returns the result file."""
+    body = yaml.safe_load(Path(config).read_text())
+    body.update(solver=list(names), output=out)
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        yaml.safe_dump(body, f, sort_keys=False, width=1000)
+    cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT), "--config", f.name]
+    subprocess.run([*cmd, "--no-plot"], cwd=ROOT, check=True)
+    return ROOT / "outputs" / f"{out}.parquet"
+
+
+def tune_with_extensions(paths, tuned, config=None):
+    """:func:`tune` on the files ``paths``; with the sweep's ``config``,
+    extend every grid whose choice sits at an end (returns the files used)."""
+    paths = list(paths)
+    for round_ in range(MAX_EXTENSIONS + 1):
+        df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+        problems = tune(df, tuned)
+        todo = extensions(problems)
+        for label, name, side, _ in todo:
+            print(f"{label}: {name} chosen at the {side} end of its grid")
+        if config is None or not todo or round_ == MAX_EXTENSIONS:
+            return problems, paths
+        print("extending by a decade:", ", ".join(n for *_, n in todo))
+        stem = Path(paths[0]).stem
+        paths.append(run_extension(config, [n for *_, n in todo], f"{stem}-x{round_}"))
+    return problems, paths
 
 
 def short_labels(keys):
@@ -243,11 +311,12 @@ def render(problem, source, n_repetitions, tuned):
         "# Tuned solvers, written by scripts/tune.py: do not edit by hand.",
         f"# Source parquet: {source}",
         f"# Protocol: {PROTOCOL}. For each solver, the",
-        "# configuration with the best median validation PSNR",
-        "# (objective_psnr_val) over its repetitions at the cost budget; tuned",
-        f"# parameters: {', '.join(tuned)}; a run not ending with status",
-        f"# {' or '.join(OK_STATUS)} at the budget makes its configuration",
-        "# ineligible. The test PSNR was not read.",
+        "# configuration with the smallest median validation loss (largest",
+        "# pooled validation PSNR, objective_pooled_psnr_val) over its",
+        f"# repetitions at the cost budget; tuned parameters: {', '.join(tuned)};",
+        f"# a run not ending with status {' or '.join(OK_STATUS)} at the budget",
+        "# makes its configuration ineligible; a choice at an end of its grid",
+        "# says so. The test scores were not read.",
         "#   benchopt run . --config <this file>",
         "#",
     ]
@@ -260,10 +329,11 @@ def render(problem, source, n_repetitions, tuned):
             )
             continue
         values = ", ".join(f"{k}={v!r}" for k, v in s["values"].items())
+        edge = "".join(f"; {k} at the {v} end" for k, v in s["edges"].items())
         lines.append(
-            f"# {s['label']}: {values}, median psnr_val {s['median']:.2f} dB "
+            f"# {s['label']}: {values}, median pooled psnr_val {s['median']:.2f} dB "
             f"over {s['n_runs']} runs; {s['n_configs']} configurations, "
-            f"{len(s['skipped'])} ineligible"
+            f"{len(s['skipped'])} ineligible{edge}"
         )
         chosen.append(_clean_name(s["chosen"]))
     body = {
@@ -320,10 +390,10 @@ def joint_defaults(df, tuned=("step_size",)):
 
     A configuration (solver variant and tuned values) is a candidate when it
     is eligible (the rules of :func:`tune`) on every task of ``df``; its
-    regret on a task is the task's best eligible median validation PSNR
-    minus its own, and the default is the candidate with the smallest mean
-    regret over the tasks (ties: the smaller value). Test PSNRs are not
-    read.
+    regret on a task is the task's best eligible median score (pooled
+    validation PSNR) minus its own, and the default is the candidate with
+    the smallest mean regret over the tasks (ties: the smaller value). Test
+    scores are not read.
 
     Returns
     -------
@@ -343,7 +413,7 @@ def joint_defaults(df, tuned=("step_size",)):
             key = format_name(base, {k: v for k, v in params.items() if k not in tuned})
             values = tuple((k, params[k]) for k in tuned if k in params)
             ok = all(run_counts(r, budget) is None for _, r in config_runs.iterrows())
-            median = float(config_runs["objective_psnr_val"].astype(float).median())
+            median = float(config_runs[SCORE].astype(float).median())
             scores.setdefault(key, {}).setdefault(values, {})[task] = (
                 median if ok else None
             )
@@ -378,6 +448,12 @@ def main(argv=None):
         "on every task), write nothing",
     )
     parser.add_argument("--tuned", nargs="+", default=["step_size"])
+    parser.add_argument(
+        "--extend",
+        metavar="CONFIG",
+        help="the sweep's config file: run the solvers whose choice is at an "
+        "end of its grid a decade further out, until none is",
+    )
     parser.add_argument("--n-repetitions", type=int, default=5)
     args = parser.parse_args(argv)
     if args.n_repetitions < 1:
@@ -389,7 +465,7 @@ def main(argv=None):
             extra = "" if regret is None else f" (mean regret {regret:.2f} dB)"
             print(f"{key}: {what}{extra}")
         return None
-    problems = tune(df, args.tuned)
+    problems, paths = tune_with_extensions(args.parquet, args.tuned, args.extend)
     written = []
     for (task, reg), problem in problems.items():
         path = config_path(args.out, task, reg)
@@ -397,7 +473,7 @@ def main(argv=None):
         path.write_text(
             render(
                 problem,
-                ", ".join(Path(p).name for p in args.parquet),
+                ", ".join(Path(p).name for p in paths),
                 args.n_repetitions,
                 args.tuned,
             )
@@ -407,7 +483,8 @@ def main(argv=None):
         print(f"{path}:")
         for s in problem["solvers"]:
             what = "none eligible" if s["chosen"] is None else s["values"]
-            print(f"  {s['label']}: {what}")
+            edge = f" (at the {s['edges']} end of its grid)" if s["edges"] else ""
+            print(f"  {s['label']}: {what}{edge}")
     return written
 
 

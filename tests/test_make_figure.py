@@ -1,7 +1,9 @@
-"""scripts/make_figure.py: rankings at equal cost and work, and the figure."""
+"""scripts/make_figure.py: rankings by both scores with ties, and the figure."""
 
 import matplotlib.figure
+import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.colors import to_hex
 
 from benchmark_utils.plot_utils import REFERENCE_STYLES, SOLVER_STYLES
@@ -28,6 +30,7 @@ def _frame():
                         "objective_cost": cost,
                         "objective_work": work_per_cost * cost,
                         "objective_psnr_test": 20.0 + slope * cost / 100 + 0.01 * rep,
+                        "objective_pooled_psnr_test": 19.0 + slope * cost / 100,
                         "objective_value": 1.0 / (1 + cost),
                         "objective_status": "budget" if k == 2 else "ok",
                         "p_obj_budget": 100,
@@ -37,13 +40,60 @@ def _frame():
     return pd.DataFrame(rows)
 
 
-def test_rankings_swap_between_cost_and_work():
-    text = _module().rankings(_frame(), fractions=(1.0,))
-    # equal cost 100: B 22.01 > A 21.01; equal work 100 (B only reached
-    # cost 33.3 there): A 21.01 > B 20.68
-    assert "denoising, cost = 100: B 22.01, A 21.01" in text
-    assert "denoising, work = 100: A 21.01, B 20.68" in text
-    assert "pairs ordered differently by work than by cost: B / A" in text
+def _ranked_frame():
+    """Three solvers at the budget: A and B a tie (spread over repetitions
+    larger than their gap), C clearly below; D diverged in one repetition;
+    the pooled score swaps A and B."""
+    rows = []
+    finals = {
+        "A": [22.0, 21.0, 23.0, 22.5, 21.5],
+        "B": [21.9, 21.1, 22.8, 22.4, 21.4],
+        "C": [20.0, 20.1, 19.9, 20.0, 20.05],
+        "D": [25.0, 25.0, 25.0, 25.0, 25.0],
+    }
+    for solver, vals in finals.items():
+        for rep, final in enumerate(vals):
+            pooled = final - (0.5 if solver == "A" else 0.0)
+            status = "diverged" if solver == "D" and rep == 2 else "budget"
+            for k, (cost, p) in enumerate(((0, 19.0), (100, final))):
+                rows.append(
+                    {
+                        "dataset_name": "denoising[n=1]",
+                        "solver_name": f"{solver}[x=1]",
+                        "idx_rep": rep,
+                        "stop_val": k,
+                        "objective_cost": cost,
+                        "objective_psnr_test": p,
+                        "objective_pooled_psnr_test": pooled if k else 18.0,
+                        "objective_status": status if k else "ok",
+                        "p_obj_budget": 100,
+                        "time": float(k),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_rankings_call_ties_and_list_failed_runs_apart():
+    text = _module().rankings(_ranked_frame())
+    lines = text.splitlines()
+    per_image = next(line for line in lines if "per-image" in line)
+    assert "A 22.00 = B 21.90 > C 20.00" in per_image
+    pooled = next(line for line in lines if "pooled" in line)
+    assert "B 21.90 = A 21.50 > C 20.00" in pooled
+    assert "Kendall tau between the two rankings 0.33" in text
+    assert "not ranked: D (diverged 1/5 reps)" in text
+    assert "D 25" not in per_image  # never ranked by its last good theta
+
+
+def test_bootstrap_interval_and_kendall_tau():
+    mod = _module()
+    low, high = mod.bootstrap_interval([1.0, 1.1, 0.9], [0.0, 0.1, -0.1])
+    assert 0.7 < low <= high < 1.3
+    low, high = mod.bootstrap_interval(np.arange(5.0), np.arange(5.0) + 0.2)
+    assert low < 0 < high
+    assert mod.kendall_tau(list("abc"), list("abc")) == 1.0
+    assert mod.kendall_tau(list("abc"), list("cba")) == -1.0
+    assert mod.kendall_tau(list("abcd"), list("bacd")) == pytest.approx(4 / 6)
 
 
 def test_figure_has_the_work_panel(tmp_path):

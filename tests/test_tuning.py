@@ -48,7 +48,11 @@ def _run(rows, solver, rep, val, test=20.0, status="ok", objective=FOE, **kw):
                 idx_rep=rep,
                 stop_val=stop,
                 objective_status=st,
-                objective_psnr_val=v,
+                # the score is the validation loss as a pooled PSNR; the
+                # per-image validation PSNR ranks the other way round here,
+                # so a tuner that read it would choose otherwise
+                objective_pooled_psnr_val=v,
+                objective_psnr_val=-v,
                 objective_psnr_test=test if stop == 2 else 15.0,
                 objective_cost=c,
             )
@@ -103,7 +107,7 @@ def _by_solver(problem):
     return {s["solver"]: s for s in problem["solvers"]}
 
 
-def test_tuner_picks_the_best_median_validation_psnr_of_eligible_configs():
+def test_tuner_picks_the_smallest_median_validation_loss_of_eligible_configs():
     problems = tune.tune(hand_made())
     assert set(problems) == {("denoising", "foe"), ("denoising", "crr")}
     foe = _by_solver(problems[("denoising", "foe")])
@@ -119,19 +123,62 @@ def test_tuner_picks_the_best_median_validation_psnr_of_eligible_configs():
     assert foe["SOBA"]["chosen"] is None
     assert foe["SOBA"]["skipped"] == {
         "SOBA[step_size=0.5]": ["stalled"],
-        "SOBA[step_size=5.0]": ["no validation PSNR"],
+        "SOBA[step_size=5.0]": ["no validation loss"],
     }
     assert foe["stocBiO"]["values"] == {"step_size": 30.0}
     assert foe["stocBiO"]["skipped"] == {"stocBiO[step_size=100.0]": ["cut short"]}
     crr = _by_solver(problems[("denoising", "crr")])
     assert crr["ISGD[q=0.0]"]["values"] == {"step_size": 10.0}
+    # choices at an end of their grid are said so
+    assert foe["ISGD[q=0.0]"]["edges"] == {}  # 100 in 10 ... 3000
+    assert foe["ISGD[q=0.5]"]["edges"] == {"step_size": "low"}  # 10 in 10, 100
+    assert foe["stocBiO"]["edges"] == {"step_size": "low"}  # 30 in 30, 100
+    assert crr["ISGD[q=0.0]"]["edges"] == {"step_size": "low"}
 
 
-def test_tuner_never_reads_the_test_psnr():
+def test_tuner_never_reads_the_test_scores():
     df = hand_made()
     a = tune.tune(df)
     df["objective_psnr_test"] = -df["objective_psnr_test"]
     assert tune.tune(df.drop(columns="objective_psnr_test")) == a
+
+
+def test_tuner_extends_a_grid_chosen_at_its_edge(monkeypatch, tmp_path):
+    """The best step at the top of the grid: the tuner runs a decade more,
+    then again, until the choice is inside; an extension that diverges
+    bounds the grid (it is never chosen)."""
+    rows = []
+    for step, val in ((1.0, 20.0), (3.0, 21.0), (10.0, 22.0)):
+        _config(rows, f"BSA[step_size={step}]", [val] * 3)
+    first = tmp_path / "tuning-denoising.parquet"
+    pd.DataFrame(rows).to_parquet(first)
+    # what the extensions would give: 100 is better, 1000 diverges
+    outcome = {100.0: (23.0, "ok"), 1000.0: (30.0, "diverged")}
+    runs = []
+
+    def fake_run(config, names, out):
+        rows = []
+        for name in names:
+            step = float(tune.parse_name(name)[1]["step_size"])
+            val, status = outcome[step]
+            _config(rows, name, [val] * 3, statuses=[status] * 3)
+        runs.append([tune.parse_name(n)[1]["step_size"] for n in names])
+        path = tmp_path / f"{out}.parquet"
+        pd.DataFrame(rows).to_parquet(path)
+        return path
+
+    monkeypatch.setattr(tune, "run_extension", fake_run)
+    problems, paths = tune.tune_with_extensions([first], ("step_size",), "sweep.yml")
+    assert runs == [[100.0], [1000.0]]
+    (bsa,) = problems[("denoising", "foe")]["solvers"]
+    assert bsa["values"] == {"step_size": 100.0} and bsa["edges"] == {}
+    assert bsa["skipped"] == {"BSA[step_size=1000.0]": ["diverged"]}
+    assert len(paths) == 3
+    # without the sweep's config nothing is run, the edge is reported
+    problems, _ = tune.tune_with_extensions([first], ("step_size",))
+    assert problems[("denoising", "foe")]["solvers"][0]["edges"] == {
+        "step_size": "high"
+    }
 
 
 def test_tuner_refuses_two_problems_for_one_task_and_regulariser():
@@ -155,7 +202,7 @@ def test_tuner_writes_configs_that_benchopt_accepts(tmp_path):
     assert any("Protocol: docs/tuning.md" in line for line in header)
     assert any(line.startswith("# SOBA: none of its 2") for line in header)
     assert any(
-        line.startswith("# ISGD[q=0.0]: step_size=100.0, median psnr_val 25.00")
+        line.startswith("# ISGD[q=0.0]: step_size=100.0, median pooled psnr_val 25.00")
         for line in header
     )
     config = tune.check_config(tmp_path / "best" / "denoising.yml")
@@ -256,6 +303,6 @@ def test_joint_defaults_need_eligibility_on_every_task():
     # without the divergence, step 10 has no regret anywhere
     for row in rows:
         row["objective_status"] = "ok"
-        if row["objective_psnr_val"] == 1.0:
-            row["objective_psnr_val"] = 27.0
+        if row["objective_pooled_psnr_val"] == 1.0:
+            row["objective_pooled_psnr_val"] = 27.0
     assert tune.joint_defaults(pd.DataFrame(rows))["SOBA"] == ({"step_size": 10.0}, 0.0)
