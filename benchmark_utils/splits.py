@@ -11,6 +11,7 @@ seeded random positions of the training images (:func:`extract_patches`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,22 +88,29 @@ def flat_fraction(images):
     return float((stds < FLAT_STD).double().mean()) if stds.numel() else float("nan")
 
 
+def detail(image):
+    """Mean gradient magnitude of ``image`` (C, H, W): its amount of fine detail."""
+    dx = image[:, :-1, 1:] - image[:, :-1, :-1]
+    dy = image[:, 1:, :-1] - image[:, :-1, :-1]
+    return float((dx.double() ** 2 + dy.double() ** 2).sqrt().mean())
+
+
 def split_images(images, n_val, n_test):
     """Indices of the training, validation and test images (stratified).
 
     The images are sorted by their fraction of near-flat windows (ties: by
-    decreasing median window contrast, then by position) and dealt in that
-    order to the set furthest below its share (``n_val``, ``n_test`` and the
-    rest for training), so every set spans the range of contents.
+    decreasing :func:`detail`, then by position) and dealt in that order to
+    the set furthest below its share (``n_val``, ``n_test`` and the rest for
+    training), so every set spans the range of contents.
     """
     n = len(images)
     counts = {"train": n - n_val - n_test, "val": n_val, "test": n_test}
     keys = []
     for j, img in enumerate(images):
-        std = _window_std(img) if min(img.shape[-2:]) >= FLAT_WINDOW else None
-        flat = float((std < FLAT_STD).double().mean()) if std is not None else 0.0
-        contrast = float(std.median()) if std is not None else 0.0
-        keys.append((round(flat, 9), -round(contrast, 9), j))
+        flat = flat_fraction([img])
+        keys.append(
+            (0.0 if math.isnan(flat) else round(flat, 9), -round(detail(img), 9), j)
+        )
     sets = {name: [] for name in SETS}
     for k, (*_, j) in enumerate(sorted(keys)):
         deficit = {s: counts[s] * (k + 1) / n - len(sets[s]) for s in SETS}
