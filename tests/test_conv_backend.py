@@ -166,7 +166,7 @@ def test_regulariser_maths_agree_across_backends_in_float32(forced, name, channe
 
     def maths():
         with torch.no_grad():
-            out = [reg.grad(x, theta), reg.hvp(x, theta, v)]
+            out = [reg.grad(x, theta), reg.hessian(x, theta)(v)]
         out.append(reg.mixed(x, theta, v))
         out.append(reg.mixed(x, theta, v, per_image=True))
         return out
@@ -196,7 +196,7 @@ def test_foe_uses_nnpack_on_the_hot_path(monkeypatch):
     x = torch.rand(2, 1, 12, 12)
     with torch.no_grad():
         reg.grad(x, theta)
-        reg.hvp(x, theta, x)
+        reg.hessian(x, theta)(x)
     assert len(calls) == 2 + 3  # grad: K, K^T; HVP: curvature K, then K, K^T
 
 

@@ -10,6 +10,7 @@ README.md's "Adding a regulariser" section, extracted and run unchanged.
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,16 @@ BUILTIN_CASES = [
     pytest.param(_builtin("foe", n_filters=3, kernel_size=3), 1, id="foe-C1"),
     pytest.param(_builtin("foe", n_filters=2, kernel_size=5), 3, id="foe-C3"),
     pytest.param(_builtin("foe", n_filters=2, kernel_size=1), 3, id="foe-C3-1x1"),
+    pytest.param(
+        _builtin("foe", n_filters=3, kernel_size=5, boundary="valid", init="dct"),
+        1,
+        id="foe-C1-valid",
+    ),
+    pytest.param(
+        _builtin("foe", n_filters=2, kernel_size=3, boundary="valid"),
+        3,
+        id="foe-C3-valid",
+    ),
     pytest.param(_builtin("tv"), 1, id="tv-C1"),
     pytest.param(_builtin("tv", n_filters=8, kernel_size=5), 3, id="tv-C3"),
     pytest.param(
@@ -68,6 +79,11 @@ BUILTIN_CASES = [
     ),
     pytest.param(
         _builtin("crr", n_filters=2, kernel_size=3, hidden=(2, 2)), 3, id="crr-C3"
+    ),
+    pytest.param(
+        _builtin("crr", n_filters=3, kernel_size=3, hidden=(2,), boundary="mirror"),
+        1,
+        id="crr-C1-mirror",
     ),
     pytest.param(_builtin("icnn", n_filters=3, kernel_size=3), 1, id="icnn-C1"),
     pytest.param(
@@ -118,7 +134,7 @@ def test_hvp_matches_finite_differences(factory, channels):
     reg, theta, x, gen = _setup(factory, channels)
     v = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     fd = _central(lambda z: reg.grad(z, theta), x, v)
-    assert _rel(reg.hvp(x, theta, v), fd) < 1e-5
+    assert _rel(reg.hessian(x, theta)(v), fd) < 1e-5
     # the cached operator applied to a subset of rows agrees with the full one
     hess = reg.hessian(x, theta)
     rows = torch.tensor([1])
@@ -204,10 +220,10 @@ def test_analytic_overrides_match_the_autograd_defaults(factory, channels):
     # the ICNN's analytic sigma' = sigmoid(20) = 1 - 2e-9)
     assert _rel(reg.grad(x, theta), Regulariser.grad(reg, x, theta)) < 1e-8
     hvp = Regulariser.hessian(reg, x, theta)(v)
-    assert _rel(reg.hvp(x, theta, v), hvp) < 1e-8
+    assert _rel(reg.hessian(x, theta)(v), hvp) < 1e-8
     # the analytic Hessian is not the autograd one by accident: change theta
     other = reg.project(theta + 0.1 * torch.randn(theta.shape, generator=gen).double())
-    assert _rel(reg.hvp(x, other, v), hvp) > 1e-6
+    assert _rel(reg.hessian(x, other)(v), hvp) > 1e-6
 
 
 @pytest.mark.parametrize("name", ["foe", "crr", "icnn"])
@@ -268,28 +284,36 @@ def test_ridge_projection_zero_mean_first_layer(reg):
     # later layers and profile parameters are untouched
     n_first = first.numel()
     assert torch.equal(proj[n_first:], theta[n_first:])
-    # W ignores constant images away from the border (everywhere for FoE's
-    # "valid" cliques), so does grad R
+    # W ignores constant images away from the border (everywhere for the
+    # "valid" and "mirror" boundaries), so does grad R
     const = torch.full((1, reg.n_channels, 20, 20), 0.4, dtype=torch.float64)
-    r = 0 if reg.padding == 0 else reg.composite_size - 1
+    r = reg.composite_size - 1 if reg.boundary == "same" else 0
     assert reg.grad(const, proj)[..., r : 20 - r, r : 20 - r].abs().max() < 1e-10
     # the initial filters are reproducible; Gaussian ones depend on the seed,
-    # FoE's DCT start does not
+    # FoE's difference and DCT starts do not
     assert torch.equal(reg.init_theta(7), reg.init_theta(7))
     same = torch.equal(reg.init_theta(7), reg.init_theta(8))
     assert same == isinstance(reg, FieldsOfExperts)
 
 
-def test_foe_is_the_one_layer_ridge_with_the_phi_eps_profile():
+@pytest.mark.parametrize("boundary", ["valid", "mirror"])
+def test_foe_is_the_one_layer_ridge_with_the_phi_eps_profile(boundary):
     # the FoE energy by its definition, sum_k exp(a_k) sum_p phi_eps_k(c_k * x)
-    # over the cliques p that lie inside the image (Roth and Black)
-    reg = FieldsOfExperts(1, n_filters=3, kernel_size=5)
+    # over the cliques p that lie inside the image (Roth and Black, "valid")
+    # or over every pixel of the half-sample symmetric extension ("mirror",
+    # numpy's "symmetric" padding)
+    reg = FieldsOfExperts(1, n_filters=3, kernel_size=5, boundary=boundary)
     theta = reg.project(reg.init_theta(2, dtype=torch.float64))
     views = reg.unpack(theta)
     assert [key for key, _ in reg.layout] == ["layers", "log_weights", "log_smoothings"]
     x = torch.rand(2, 1, 9, 9, generator=torch.Generator().manual_seed(0)).double()
-    u = F.conv2d(x, views["filters"])
-    assert u.shape[-2:] == (5, 5)
+    if boundary == "mirror":
+        padded = np.pad(x.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode="symmetric")
+        u = F.conv2d(torch.from_numpy(padded), views["filters"])
+        assert u.shape[-2:] == (9, 9)
+    else:
+        u = F.conv2d(x, views["filters"])
+        assert u.shape[-2:] == (5, 5)
     eps = torch.exp(views["log_smoothings"]).view(1, -1, 1, 1)
     phi = torch.sqrt(u**2 + eps**2) - eps
     expected = (torch.exp(views["log_weights"]).view(1, -1, 1, 1) * phi).sum((1, 2, 3))
@@ -323,6 +347,9 @@ def test_objective_constructor_call(name):
         ("foe", {"n_filters": 0}, "n_filters must be >= 1"),
         ("foe", {"kernel_size": 4}, "kernel_size must be a positive odd"),
         ("foe", {"init_smoothing": 0.0}, "init_smoothing must be > 0"),
+        ("foe", {"boundary": "same"}, "boundary must be one of"),
+        ("foe", {"init": "gaussian"}, "init must be one of"),
+        ("crr", {"boundary": "valid"}, "boundary must be one of"),
         ("tv", {"init_smoothing": 0.0}, "init_smoothing must be > 0"),
         ("tv", {"log_scale": -1.0}, "log_scale must be > 0"),
         ("crr", {"kernel_size": 4}, "kernel_size must be a positive odd"),

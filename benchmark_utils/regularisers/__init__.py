@@ -1,8 +1,5 @@
-"""Learnable convex regularisers behind one interface (``docs/maths.md`` section 2).
-
-Use :func:`make_regulariser` to build one by name; every class derives from
-:class:`~benchmark_utils.regularisers.base.Regulariser`.
-"""
+"""Learnable convex regularisers behind one interface (``docs/maths.md`` s. 2),
+built by name with :func:`make_regulariser` (``docs/regularisers.md``)."""
 
 from .base import HessianOperator, Regulariser
 from .crr import ConvexRidge
@@ -19,20 +16,9 @@ REGULARISERS = {
 
 
 def make_regulariser(name, n_channels, **kwargs):
-    """Build the regulariser called ``name`` for images with ``n_channels``.
-
-    Parameters
-    ----------
-    name : str
-        One of ``REGULARISERS``: ``"foe"`` (Fields of Experts), ``"tv"``
-        (smoothed total variation), ``"crr"`` (convex ridge regulariser),
-        ``"icnn"`` (input-convex neural network).
-    n_channels : int
-        Image channels (1 or 3).
-    **kwargs
-        Passed to the regulariser's constructor (``n_filters``, ``kernel_size``
-        and model-specific options; see each class for their meaning).
-    """
+    """``REGULARISERS[name](n_channels=n_channels, **kwargs)``: ``"foe"``,
+    ``"tv"``, ``"crr"`` or ``"icnn"`` for images of 1 or 3 channels, with the
+    class's options (``docs/regularisers.md``); ``ValueError`` otherwise."""
     if name not in REGULARISERS:
         raise ValueError(
             f"regulariser must be one of {sorted(REGULARISERS)}, got {name!r}"

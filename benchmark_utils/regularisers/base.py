@@ -1,15 +1,7 @@
 """Interface shared by every learnable convex regulariser R_theta(x).
 
-``docs/maths.md`` section 2. Parameters theta are one flat 1-D tensor so that
-solvers (SGD, Adam, line searches, norms) never need to know the model; each
-regulariser declares a parameter layout (named blocks of given shapes) and
-:meth:`Regulariser.unpack` splits theta into views of those blocks.
-
-A new regulariser implements only its energy (:meth:`Regulariser.value`), its
-layout, initial values, projection and a Lipschitz bound; gradient, Hessian
-operator and mixed product then come from autograd (``torch.func``). The
-regularisers of the benchmark override them with analytic formulas where
-speed matters. ``docs/regularisers.md`` documents each model.
+``docs/maths.md`` section 2; the interface, its autograd defaults and how to
+add a model: ``docs/regularisers.md``, "The interface".
 """
 
 from __future__ import annotations
@@ -20,17 +12,8 @@ import torch
 
 
 class HessianOperator:
-    """Hessian of R at a fixed batch of points, with its curvature cached.
-
-    Conjugate gradient applies the same Hessian many times; caching the
-    curvature at x makes each product cost one convolution pair.
-
-    Parameters
-    ----------
-    apply : callable
-        ``apply(v, rows)`` returns Hess R(x[rows]) v for a batch ``v`` whose
-        images correspond to the rows ``rows`` (``None`` for all rows).
-    """
+    """Hess_x R_theta at fixed points: ``H(v, rows)`` = Hess R(x[rows]) v
+    (``rows=None``: every image), with ``apply(v, rows)`` computing it."""
 
     def __init__(self, apply):
         self._apply = apply
@@ -47,12 +30,8 @@ def check_positive(**values):
 
 
 def check_filters(n_channels, n_filters, kernel_size):
-    """Validate the filter count and the odd filter side of a conv model.
-
-    A model whose first-layer filters are zero-mean over (C, s, s) cannot have
-    1 x 1 filters in grayscale: such a filter is identically zero (and its
-    unit-norm initialisation divides by zero).
-    """
+    """Raise a one-line ``ValueError`` unless n_filters >= 1 and kernel_size
+    is odd, >= 3 in grey (a zero-mean 1 x 1 grey filter is zero)."""
     if int(n_filters) < 1:
         raise ValueError(f"n_filters must be >= 1, got {n_filters!r}")
     if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
@@ -67,29 +46,13 @@ def check_filters(n_channels, n_filters, kernel_size):
 
 
 class Regulariser:
-    """A convex regulariser R_theta(x) with learnable flat parameters theta.
+    """A convex regulariser R_theta(x) with flat parameters theta.
 
-    Subclasses set :attr:`layout` (in ``__init__``) and implement
-    :meth:`initial_views`, :meth:`value` and :meth:`lipschitz`; they may
-    override :meth:`project` (identity), :meth:`convexity` (0) and, for
-    speed, :meth:`grad`, :meth:`hessian` and :meth:`mixed`.
-
-    All methods are batched over images: ``x`` has shape (B, C, H, W) and the
-    per-image results have a leading dimension B. ``value`` of image i must
-    depend on ``x[i]`` only (the autograd defaults differentiate the sum).
-
-    Parameters
-    ----------
-    n_channels : int
-        Image channels C (1 or 3).
-
-    Attributes
-    ----------
-    layout : list of (str, tuple)
-        The blocks of theta in order, as ``(name, shape)``. A name listed in
-        :attr:`stacked` may repeat; its views form a list.
-    stacked : tuple of str
-        Names whose views :meth:`unpack` returns as lists (one per block).
+    Subclasses set :attr:`layout` (``(name, shape)`` blocks of theta; names
+    in :attr:`stacked` may repeat) and implement :meth:`initial_views`,
+    :meth:`value` and :meth:`lipschitz`; the rest has defaults
+    (``docs/regularisers.md``). Methods are batched over images (B, C, H, W);
+    ``value`` of image i depends on ``x[i]`` only. ``n_channels``: 1 or 3.
     """
 
     name = "base"
@@ -123,18 +86,8 @@ class Regulariser:
         return views
 
     def initial_views(self, gen):
-        """Initial value of every block of :attr:`layout`, in order.
-
-        Parameters
-        ----------
-        gen : torch.Generator
-            CPU generator seeded by :meth:`init_theta`; draw in layout order.
-
-        Returns
-        -------
-        list of torch.Tensor
-            float64 tensors with the shapes of :attr:`layout`.
-        """
+        """float64 initial value of every block of :attr:`layout`, in order,
+        drawn from the CPU generator ``gen``."""
         raise NotImplementedError
 
     def init_theta(self, seed, dtype=torch.float32, device="cpu"):
@@ -153,20 +106,13 @@ class Regulariser:
         raise NotImplementedError
 
     def grad(self, x, theta):
-        """grad_x R_theta(x_i) for each image, shape of ``x``.
-
-        Default: reverse-mode autograd of :meth:`value` (``torch.func.grad``,
-        which also runs under ``torch.no_grad`` and composes with ``vmap``).
-        """
+        """grad_x R_theta(x_i) for each image, shape of ``x`` (default:
+        ``torch.func.grad`` of :meth:`value`)."""
         return torch.func.grad(lambda z: self.value(z, theta).sum())(x)
 
     def hessian(self, x, theta):
-        """A :class:`HessianOperator` for Hess_x R_theta at the images ``x``.
-
-        Default: forward-over-reverse autograd, ``torch.func.jvp`` of
-        :meth:`grad` along ``v`` (nothing cached; each product costs about
-        three evaluations of R).
-        """
+        """A :class:`HessianOperator` for Hess_x R_theta at ``x`` (default:
+        ``torch.func.jvp`` of :meth:`grad`, nothing cached)."""
         x, theta = x.detach(), theta.detach()
 
         def apply(v, rows=None):
@@ -175,10 +121,6 @@ class Regulariser:
             return tangent[1]
 
         return HessianOperator(apply)
-
-    def hvp(self, x, theta, v):
-        """Hess_x R_theta(x_i) v_i for each image (uncached convenience)."""
-        return self.hessian(x, theta)(v)
 
     def lipschitz(self, theta):
         """Upper bound on ||Hess_x R_theta(x)|| valid for every x (a float)."""
@@ -190,18 +132,9 @@ class Regulariser:
 
     # -- mixed derivative -------------------------------------------------
     def work_flops(self, image_shape):
-        """FLOPs of each oracle's regulariser part on one image.
-
-        The counts behind the work axis (:mod:`benchmark_utils.work`).
-        Returns a dict with ``grad``, ``hvp``, ``build`` (building the
-        Hessian operator at x), ``jvp`` and ``jvp_per_image`` (the mixed
-        product, batch and per-image forms). Models with analytic maths
-        override it with their convolution counts. This default, for the
-        autograd fall-backs, assumes a gradient of about 20 operations per
-        pixel value, a forward-over-reverse HVP of twice that with nothing
-        cached at build, and a mixed product of 2.5 gradients (one backward
-        pass through the gradient).
-        """
+        """FLOPs per image (C, H, W) of ``grad``, ``hvp``, ``build``, ``jvp``
+        and ``jvp_per_image`` (:mod:`benchmark_utils.work`); this default
+        prices the autograd fall-backs (``docs/regularisers.md``)."""
         g = 20.0 * math.prod(image_shape)
         return {
             "grad": g,
@@ -212,14 +145,8 @@ class Regulariser:
         }
 
     def mixed(self, x, theta, q, per_image=False):
-        """grad_theta <grad_x R_theta(x_i), q_i> by one backward pass.
-
-        Autograd runs backward through ONE evaluation of :meth:`grad`: no
-        double backward when ``grad`` is analytic, a double backward through
-        the autograd default otherwise. With ``per_image=False`` the sum over
-        the batch is returned, shape (P,); with ``per_image=True`` one row per
-        image, shape (B, P), computed with ``torch.func.vmap``.
-        """
+        """grad_theta <grad_x R_theta(x_i), q_i>, summed (P,) or per image
+        (B, P): a backward pass through :meth:`grad` (docs/maths.md s. 3.3)."""
         theta = theta.detach()
         x = x.detach()
         q = q.detach()

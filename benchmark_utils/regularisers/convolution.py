@@ -1,18 +1,13 @@
-"""Convolutions shared by the convolutional regularisers, and their norms.
+"""Filter banks of the convolutional regularisers: boundaries, adjoints, norms.
 
-``docs/maths.md`` section 2. Every filter bank acts as a zero-padded
-cross-correlation ``conv2d(x, kernel, padding=p)`` (FoE: p = 0, the "valid"
-cliques; CRR and ICNN: p = S // 2, "same"); its adjoint is the correlation
-with flipped, transposed kernels and padding S - 1 - p, which equals
-``conv_transpose2d`` with padding p and is exact (dot-product tests in
-``tests/test_regularisers.py`` and ``tests/test_conv_backend.py``). Both go
-through :mod:`benchmark_utils.conv_backend`, which picks the fastest
-measured backend for the shape and device. Operator-norm bounds for the Lipschitz
-constants are derived in ``docs/regularisers.md``.
+``docs/maths.md`` section 2; the boundaries and the proofs of the bounds:
+``docs/regularisers.md``, "Convolutions and their norms". Correlations go
+through :mod:`benchmark_utils.conv_backend`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -20,38 +15,94 @@ import torch.nn.functional as F
 
 from .. import conv_backend
 
+#: "valid": responses where the whole kernel lies inside the image (padding
+#: 0); "same": one response per pixel of the zero-extended image (padding
+#: S // 2); "mirror": one response per pixel of the half-sample symmetric
+#: extension of the image
+BOUNDARIES = ("valid", "same", "mirror")
+
 
 def correlate(x, kernel, padding=None):
-    """Zero-padded cross-correlation with ``kernel`` (O, I, S, S).
-
-    ``padding`` defaults to S // 2 ("same" for odd S); 0 is the "valid"
-    correlation. The backend (NNPACK, oneDNN/cuDNN) is picked by
-    :func:`benchmark_utils.conv_backend.correlate` (``docs/speed.md``).
-    """
+    """``conv2d(x, kernel, padding=p)``, p = S // 2 by default (backend:
+    :func:`benchmark_utils.conv_backend.correlate`)."""
     return conv_backend.correlate(x, kernel, padding)
 
 
 def correlate_t(u, kernel, padding=None):
-    """Exact adjoint of :func:`correlate` (= ``conv_transpose2d``, same padding).
-
-    Computed by :func:`benchmark_utils.conv_backend.correlate_t`; every
-    backend passes the dot-product test (``tests/test_conv_backend.py``).
-    """
+    """Exact adjoint of :func:`correlate` (= ``conv_transpose2d``, same padding)."""
     return conv_backend.correlate_t(u, kernel, padding)
 
 
-def random_filters(shape, gen, zero_mean):
-    """Gaussian filters (O, I, s, s), each output filter of unit l2 norm.
+@functools.lru_cache(maxsize=64)
+def _mirror_index(h, w, r, device):
+    """Flat source pixel of each of the (h + 2r) (w + 2r) extended pixels."""
 
-    Parameters
-    ----------
-    shape : tuple of int
-        (O, I, s, s).
-    gen : torch.Generator
-        Source of the draw (float64, on the CPU).
-    zero_mean : bool
-        Subtract each filter's mean over (I, s, s) before normalising.
-    """
+    def axis(n):
+        i = torch.arange(-r, n + r) % (2 * n)
+        return torch.where(i < n, i, 2 * n - 1 - i)
+
+    return (axis(h)[:, None] * w + axis(w)[None, :]).flatten().to(device)
+
+
+def mirror_pad(x, r):
+    """Half-sample symmetric extension (numpy's ``"symmetric"``, periodic
+    past the image) of ``x`` (..., H, W) by ``r``: (..., H + 2r, W + 2r)."""
+    h, w = x.shape[-2:]
+    flat = x.flatten(-2)
+    index = _mirror_index(h, w, int(r), x.device)
+    out = torch.gather(flat, -1, index.expand(*flat.shape[:-1], -1))
+    return out.view(*x.shape[:-2], h + 2 * r, w + 2 * r)
+
+
+def mirror_fold(z, r):
+    """Exact adjoint of :func:`mirror_pad`: each extended pixel is added to
+    the pixel it copies, (..., H + 2r, W + 2r) -> (..., H, W)."""
+    h, w = z.shape[-2] - 2 * r, z.shape[-1] - 2 * r
+    flat = z.flatten(-2)
+    index = _mirror_index(h, w, int(r), z.device)
+    out = flat.new_zeros(*flat.shape[:-1], h * w)
+    out.scatter_add_(-1, index.expand(flat.shape), flat)
+    return out.view(*z.shape[:-2], h, w)
+
+
+def check_boundary(boundary, allowed):
+    """Raise a one-line ``ValueError`` unless ``boundary`` is in ``allowed``."""
+    if boundary not in allowed:
+        raise ValueError(f"boundary must be one of {allowed}, got {boundary!r}")
+    return boundary
+
+
+def filter_bank(x, kernel, boundary):
+    """Responses (B, O, H', W') of the bank ``kernel`` (O, I, S, S) to ``x``
+    (B, I, H, W): H' = H - S + 1 for ``"valid"``, H otherwise."""
+    r = kernel.shape[-1] // 2
+    if boundary == "mirror":
+        return correlate(mirror_pad(x, r), kernel, 0)
+    return correlate(x, kernel, 0 if boundary == "valid" else r)
+
+
+def filter_bank_t(u, kernel, boundary):
+    """Exact adjoint of :func:`filter_bank` (responses to images)."""
+    r = kernel.shape[-1] // 2
+    if boundary == "mirror":
+        return mirror_fold(correlate_t(u, kernel, 0), r)
+    return correlate_t(u, kernel, 0 if boundary == "valid" else r)
+
+
+def bank_sizes(h, w, size, boundary):
+    """Response side and the side of the adjoint's correlation, as
+    ``((h_out, w_out), (h_adj, w_adj))``, for a bank of side ``size``."""
+    r = size // 2
+    if boundary == "valid":
+        return (h - 2 * r, w - 2 * r), (h, w)
+    if boundary == "mirror":
+        return (h, w), (h + 2 * r, w + 2 * r)
+    return (h, w), (h, w)
+
+
+def random_filters(shape, gen, zero_mean):
+    """Gaussian filters ``shape`` = (O, I, s, s) drawn from ``gen`` (float64),
+    zero-mean over (I, s, s) if ``zero_mean``, each of unit l2 norm."""
     k = torch.randn(shape, generator=gen, dtype=torch.float64)
     if zero_mean:
         k = k - k.mean(dim=(1, 2, 3), keepdim=True)
@@ -61,14 +112,9 @@ def random_filters(shape, gen, zero_mean):
 def dct_filters(n_filters, n_channels, size, gen):
     """The ``n_filters`` lowest-frequency zero-mean DCT-II filters (O, C, s, s).
 
-    Products of a 2-D DCT-II basis function of side ``size`` and, in colour,
-    of a 3-point channel pattern (luminance (1, 1, 1) / sqrt 3, then the
-    opponent patterns (1, 0, -1) / sqrt 2 and (1, -2, 1) / sqrt 6), ordered by
-    spatial frequency i + j, luminance first; the constant one is left out,
-    so every filter is zero-mean over (C, s, s) and of unit l2 norm, and the
-    filters are orthonormal. The classical derivative-like start of Fields of
-    Experts (Roth and Black 2009, section 4); filters beyond the C s^2 - 1
-    available are Gaussian (:func:`random_filters`).
+    Orthonormal, ordered by spatial frequency, luminance before the two
+    opponent colour patterns; Gaussian (:func:`random_filters`) beyond the
+    C s^2 - 1 there are (``docs/regularisers.md``, "Fields of Experts").
     """
     k = torch.arange(size, dtype=torch.float64)
     basis = torch.cos(math.pi * (k[None, :] + 0.5) * k[:, None] / size)
@@ -97,31 +143,42 @@ def dct_filters(n_filters, n_channels, size, gen):
     return torch.stack(out)
 
 
-def zero_mean_(filters):
-    """Make every filter (O, I, s, s) zero-mean over (I, s, s), in place.
+def difference_filters(n_filters, n_channels, size, gen):
+    """Finite differences, then :func:`dct_filters` (O, C, s, s).
 
-    The orthogonal projection onto zero-mean filters: with it the filter
-    bank ignores constant images away from the border.
+    Forward differences along rows, columns and both diagonals, then second
+    differences along rows and columns (on the luminance in colour; none for
+    s = 1); all zero-mean, of unit l2 norm (``docs/regularisers.md``).
     """
+    c = size // 2
+    taps = [
+        {(c, c): -1.0, (c, c + 1): 1.0},
+        {(c, c): -1.0, (c + 1, c): 1.0},
+        {(c, c): -1.0, (c + 1, c + 1): 1.0},
+        {(c, c + 1): -1.0, (c + 1, c): 1.0},
+        {(c, c - 1): 1.0, (c, c): -2.0, (c, c + 1): 1.0},
+        {(c - 1, c): 1.0, (c, c): -2.0, (c + 1, c): 1.0},
+    ][: n_filters if size >= 3 else 0]
+    out = torch.zeros(len(taps), n_channels, size, size, dtype=torch.float64)
+    for k, filt in enumerate(taps):
+        for (i, j), value in filt.items():
+            out[k, :, i, j] = value
+    out /= out.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    extra = n_filters - len(taps)
+    if extra > 0:
+        out = torch.cat((out, dct_filters(extra, n_channels, size, gen)))
+    return out
+
+
+def zero_mean_(filters):
+    """Project every filter (O, I, s, s) onto zero mean over (I, s, s), in place."""
     filters -= filters.mean(dim=(1, 2, 3), keepdim=True)
 
 
 def compose_kernels(kernels):
-    """Single correlation kernel equal to a chain of correlations.
-
-    Parameters
-    ----------
-    kernels : list of torch.Tensor
-        Layer kernels ``(C_l, C_(l-1), s_l, s_l)``, applied first to last
-        (each as ``F.conv2d``, a cross-correlation).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(C_L, C_0, S, S)`` with S = 1 + sum_l (s_l - 1): on the infinite
-        grid, ``conv2d(conv2d(x, k1), k2) = conv2d(x, compose([k1, k2]))``.
-        Differentiable (autograd and ``torch.func`` transforms).
-    """
+    """One correlation kernel (C_L, C_0, S, S), S = 1 + sum_l (s_l - 1), equal
+    on the infinite grid to correlating with ``kernels`` (C_l, C_(l-1), s_l,
+    s_l) first to last; differentiable."""
     out = kernels[0]
     for k in kernels[1:]:
         # the correlation of a correlation is a correlation with the *full
@@ -133,41 +190,14 @@ def compose_kernels(kernels):
 
 
 def gram_norm_bound(kernel, weights=None, grid=None):
-    """Rigorous upper bound on ||diag(sqrt(w)) K||^2 for a correlation K.
+    """Rigorous bound B >= ||diag(sqrt(w)) K||^2, K the correlation on Z^2.
 
-    K is the multi-channel correlation with ``kernel`` (O, I, S, S) on
-    l2(Z^2); any zero-padded restriction of it to a finite image (as
-    ``conv2d(..., padding=S // 2)``) has a norm at most as large.
-
-    Parameters
-    ----------
-    kernel : torch.Tensor
-        (O, I, S, S), S odd or even.
-    weights : torch.Tensor, optional
-        Non-negative (O,) output-channel weights w (default all ones).
-    grid : int, optional
-        Side N of the frequency grid (default: the power of two >= 16 (S - 1),
-        at least 128 for one input channel and 64 for more; the correction
-        factor is then at most 1.09, and 1.05 for the 13 x 13 CRR kernel).
-
-    Returns
-    -------
-    float
-        B >= sup_omega lambda_max(M(omega)) with M = sum_o w_o
-        conj(K_o(omega))^T K_o(omega) (I x I), K_o the DTFT of row o.
-
-    Notes
-    -----
-    The Gram kernel G = K^T diag(w) K has support (2S - 1)^2, so M is a
-    trigonometric polynomial of degree n = S - 1 in each frequency, and M is
-    Hermitian positive semidefinite. Let omega* maximise lambda_max(M) with
-    top eigenvector v* and p(omega) = v*^H M(omega) v*: then
-    0 <= p <= p(omega*) everywhere, so grad p(omega*) = 0. Along the segment
-    from omega* to the nearest grid point (each coordinate at most pi / N
-    away), p is a bounded function of exponential type tau <= 2 n pi / N, so
-    Bernstein's inequality gives |p''| <= tau^2 p(omega*) and Taylor's
-    theorem p(omega*) <= p(grid point) + tau^2 / 2 p(omega*). Hence
-    sup <= max_grid / (1 - 2 (n pi / N)^2).
+    B >= sup_omega lambda_max(sum_o w_o K_o(omega)^H K_o(omega)); it bounds
+    the "valid" and "same" banks on every image (``docs/regularisers.md``,
+    "Gram bound"). ``kernel`` (O, I, S, S); ``weights`` (O,) >= 0, default
+    ones; ``grid`` the side of the frequency grid (default: a power of two
+    >= 16 (S - 1), at least 128 in grey and 64 in colour). Returns a float;
+    ``ValueError`` if ``grid`` is too coarse for S.
     """
     kernel = kernel.detach().to(torch.float64)
     o, i, s, _ = kernel.shape
@@ -204,13 +234,63 @@ def gram_norm_bound(kernel, weights=None, grid=None):
     return float(top.clamp_min(0)) / factor
 
 
-def cached_bound(reg, theta, compute):
-    """``compute(theta)``, memoised on the value of theta (last call only).
+def parity_parts(kernel):
+    """Parts (4, O, I, S, S) of ``kernel`` even or odd about its centre along
+    rows and columns (ee, eo, oe, oo); they sum to ``kernel``."""
+    rows = (kernel + kernel.flip(-2)) / 2, (kernel - kernel.flip(-2)) / 2
+    return torch.stack(
+        [part for a in rows for part in ((a + a.flip(-1)) / 2, (a - a.flip(-1)) / 2)]
+    )
 
-    Solvers ask for the Lipschitz bound several times at the same theta (the
-    divergence check, then the lower-level solve); the bound costs a few
-    FFTs, so it is kept until theta changes.
+
+def mirror_norm_bound(kernel, weights=None, iters=20, grid=32):
+    """Rigorous bound on ||diag(sqrt(w)) K_m||^2 for the ``"mirror"`` bank.
+
+    Valid for every image size: :func:`gram_norm_bound` of the
+    :func:`parity_parts` with weights w / t, the shares t (summing to 1 over
+    a filter's parts) chosen by ``iters`` Frank-Wolfe steps on a ``grid``
+    side grid; at most 4 times the Gram bound of ``kernel`` (O, I, S, S), S
+    odd, and equal to it for one-parity filters. ``weights`` (O,) >= 0,
+    default ones. Proof: ``docs/regularisers.md``, "Mirror bound".
     """
+    kernel = kernel.detach().to(torch.float64)
+    if weights is None:
+        weights = kernel.new_ones(kernel.shape[0])
+    weights = weights.detach().to(torch.float64).clamp_min(0)
+    parts = parity_parts(kernel)  # (4, O, I, S, S)
+    spec = torch.fft.rfft2(parts, s=(grid, grid)).abs().pow(2).sum(dim=2)
+    symbol = spec.flatten(2) * weights.view(1, -1, 1)  # (4, O, frequencies)
+    live = symbol.amax(dim=-1) > 0
+    shares = _mirror_shares(symbol, live, iters)
+    w = torch.where(live, weights / shares.clamp_min(1e-300), 0.0).flatten()
+    keep = w > 0
+    multiplicity = 4.0 * gram_norm_bound(kernel, weights)
+    if not bool(keep.any()):
+        return multiplicity
+    return min(multiplicity, gram_norm_bound(parts.flatten(0, 1)[keep], w[keep]))
+
+
+def _mirror_shares(symbol, live, iters):
+    """Shares t (4, O) that make max_omega sum_parts symbol / t small:
+    Frank-Wolfe on the dual (``docs/regularisers.md``); the best t seen."""
+    mu = symbol.new_full((symbol.shape[-1],), 1.0 / symbol.shape[-1])
+    best, best_shares = math.inf, None
+    for it in range(iters):
+        shares = torch.where(live, (symbol @ mu).clamp_min(1e-300).sqrt(), 0.0)
+        shares = shares / shares.sum(dim=0, keepdim=True).clamp_min(1e-300)
+        inverse = torch.where(live, 1.0 / shares.clamp_min(1e-300), 0.0)
+        total = (inverse.unsqueeze(-1) * symbol).sum(dim=(0, 1))
+        peak = float(total.max())
+        if peak < best:
+            best, best_shares = peak, shares
+        step = 2.0 / (it + 3)
+        mu = mu * (1.0 - step)
+        mu[int(total.argmax())] += step
+    return best_shares
+
+
+def cached_bound(reg, theta, compute):
+    """``compute(theta)``, memoised on the value of theta (the last call)."""
     theta = theta.detach()
     cache = getattr(reg, "_bound_cache", None)
     if (

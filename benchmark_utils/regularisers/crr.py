@@ -1,24 +1,9 @@
 """Convex ridge regularisers (CRR): the family FoE belongs to.
 
-``docs/maths.md`` section 2; the model of Goujon, Neumayer, Bohra, Unser, "A
-neural-network-based convex regularizer for inverse problems" (IEEE TCI
-2023), as used by Salehi et al., arXiv 2511.06774, with smooth profiles so
-that the Hessian exists. A linear convolution W (layers with no nonlinearity
-in between, C -> ... -> K channels) and a convex profile per output channel:
-
-    R_theta(x) = sum_k sum_p psi_k((W x)_{k,p}),   W = W_L o ... o W_1,
-    psi_k(t) = exp(a_k) eps_k log cosh(t / eps_k),   eps_k = exp(b_k),
-    psi'(t) = exp(a) tanh(t / eps),   psi''(t) = exp(a) / eps (1 - tanh(t / eps)^2),
-
-    grad_x R   = W^T psi'(W x),
-    Hess_x R v = W^T (psi''(W x) . (W v)),   curvature psi''(W x) cached.
-
-The profile is a smooth Huber function (t^2 / (2 eps) near 0, |t| - eps log 2
-far from it). Fields of Experts (:mod:`.foe`) is the one-layer member with
-the profile exp(a) phi_eps; every profile has 0 <= psi_k'' <= exp(a_k) / eps_k.
-The layers act as one composite S x S kernel, S = L (s - 1) + 1
-(:func:`~.convolution.compose_kernels`). Layout, composite kernel and
-Lipschitz bound: ``docs/regularisers.md``.
+``docs/maths.md`` section 2.2; the model of Goujon, Neumayer, Bohra, Unser
+(IEEE TCI 2023) as used by Salehi et al., arXiv 2511.06774, with a smooth
+log-cosh profile. Gradient, Hessian, composite kernel and Lipschitz bound:
+``docs/regularisers.md``, "Convex ridge regulariser".
 """
 
 from __future__ import annotations
@@ -30,11 +15,16 @@ import torch
 from ..work import correlation_flops
 from .base import HessianOperator, Regulariser, check_filters, check_positive
 from .convolution import (
+    bank_sizes,
     cached_bound,
+    check_boundary,
     compose_kernels,
-    correlate,
-    correlate_t,
+    dct_filters,
+    difference_filters,
+    filter_bank,
+    filter_bank_t,
     gram_norm_bound,
+    mirror_norm_bound,
     random_filters,
     zero_mean_,
 )
@@ -49,40 +39,43 @@ def _logcosh(u):
 class ConvexRidge(Regulariser):
     """Convex ridge regulariser: multi-layer convolution, smooth profiles.
 
-    The ridge family's base: its profile is the log-cosh one, and
-    :class:`~.foe.FieldsOfExperts` changes it through :meth:`_energy`,
-    :meth:`_slope` and :meth:`_curvature` (all on the responses ``u = W x``).
+    The family's base, with the log-cosh profile; :class:`~.foe.FieldsOfExperts`
+    changes the profile through :meth:`_energy`, :meth:`_slope` and
+    :meth:`_curvature` (on the responses ``u = W x``).
 
     Parameters
     ----------
     n_channels : int
         Image channels C (1 or 3).
-    n_filters : int
-        Output channels K of W (one profile each, >= 1); 32 in the CRR paper.
-    kernel_size : int
-        Odd filter side s of every layer (>= 3 in grayscale).
+    n_filters, kernel_size : int
+        Output channels K of W (>= 1) and the odd side s of every layer.
     hidden : tuple of int
-        Channels of the intermediate layers (default (4, 8): C -> 4 -> 8 -> K,
-        the paper's 1 -> 4 -> 8 -> 32 with 5x5 filters when ``n_filters=32``;
-        ``()``: one layer).
+        Channels of the intermediate layers (``()``: one layer).
     init_weight, init_smoothing : float
         Initial exp(a_k) and eps_k = exp(b_k) (> 0).
     filter_scale : float
-        Layer kernels are ``filter_scale * theta_part`` (> 0): this scales the
-        hypergradient of the kernels by ``filter_scale``, so that one step
-        size suits kernels and profile parameters.
+        Layer kernels are ``filter_scale`` times their theta entries (> 0).
+    boundary, init : str, optional
+        One of :attr:`boundaries` (:data:`~.convolution.BOUNDARIES`) and of
+        :attr:`inits` (the first layer's start); default the first of each.
+
+    Raises
+    ------
+    ValueError
+        For a parameter out of its range (one line naming it).
 
     Notes
     -----
-    theta = [layer kernels (first to last), a (K), b (K)]
-    (``docs/regularisers.md``). ``unpack`` gives ``layers`` (list of
-    (C_l, C_(l-1), s, s)), ``filters`` (the first layer), ``log_weights`` and
-    ``log_smoothings``; kernels are unscaled theta entries. The first layer
-    is kept zero-mean over (C, s, s) by :meth:`project`.
+    theta = [layer kernels, a (K), b (K)] (``docs/regularisers.md``);
+    :meth:`project` keeps the first layer zero-mean over (C, s, s).
     """
 
     name = "crr"
     stacked = ("layers",)
+    #: accepted ``boundary`` values, the default first
+    boundaries = ("same", "mirror")
+    #: accepted ``init`` values, the default first
+    inits = ("gaussian", "diff")
 
     def __init__(
         self,
@@ -93,9 +86,17 @@ class ConvexRidge(Regulariser):
         init_weight=1e-2,
         init_smoothing=1e-2,
         filter_scale=1.0,
+        boundary=None,
+        init=None,
     ):
         super().__init__(n_channels)
         check_filters(self.n_channels, n_filters, kernel_size)
+        self.boundary = check_boundary(
+            self.boundaries[0] if boundary is None else boundary, self.boundaries
+        )
+        self.init = self.inits[0] if init is None else init
+        if self.init not in self.inits:
+            raise ValueError(f"init must be one of {self.inits}, got {init!r}")
         if any(int(h) < 1 for h in hidden):
             raise ValueError(f"hidden channels must be >= 1, got {hidden!r}")
         check_positive(
@@ -119,17 +120,30 @@ class ConvexRidge(Regulariser):
 
     # -- parameters -------------------------------------------------------
     def unpack(self, theta):
-        """Views ``layers`` (list), ``filters`` (first layer), ``log_weights``
-        and ``log_smoothings`` (K,); kernels are unscaled theta entries."""
+        """Views ``layers`` (list), ``filters`` (the first), ``log_weights``,
+        ``log_smoothings``; kernels are unscaled theta entries."""
         views = super().unpack(theta)
         views["filters"] = views["layers"][0]
         return views
 
+    def _first_layer(self, shape, gen):
+        """Initial first-layer filters (O, C, s, s), zero-mean, unit norm."""
+        if self.init == "diff":
+            return difference_filters(shape[0], shape[1], shape[2], gen)
+        if self.init == "dct":
+            return dct_filters(shape[0], shape[1], shape[2], gen)
+        return random_filters(shape, gen, zero_mean=True)
+
     def initial_views(self, gen):
-        """Gaussian layers of unit-norm output filters (the first zero-mean),
-        so the composite filters have norms of order 1; constant a and b."""
+        """First layer by :attr:`init`, later ones Gaussian of unit-norm
+        output filters; constant a and b."""
         parts = [
-            random_filters(shape, gen, zero_mean=(idx == 0)) / self.filter_scale
+            (
+                self._first_layer(shape, gen)
+                if idx == 0
+                else random_filters(shape, gen, False)
+            )
+            / self.filter_scale
             for idx, (key, shape) in enumerate(self.layout)
             if key == "layers"
         ]
@@ -149,17 +163,11 @@ class ConvexRidge(Regulariser):
         return compose_kernels(layers)
 
     # -- maths in x -------------------------------------------------------
-    #: zero padding of the composite correlation: None is "same" (S // 2),
-    #: as the layered network of Goujon et al. computes it (a 13 x 13
-    #: composite would leave few "valid" responses on small patches); FoE
-    #: sets 0, the "valid" cliques of Roth and Black
-    padding = None
-
     def _conv(self, x, kernel):
-        return correlate(x, kernel, self.padding)
+        return filter_bank(x, kernel, self.boundary)
 
     def _conv_t(self, u, kernel):
-        return correlate_t(u, kernel, self.padding)
+        return filter_bank_t(u, kernel, self.boundary)
 
     def _parts(self, theta):
         """Composite kernel and the weights exp(a), eps (1, K, 1, 1)."""
@@ -174,8 +182,7 @@ class ConvexRidge(Regulariser):
         return (weights * eps * _logcosh(u / eps)).flatten(1).sum(dim=1)
 
     def _slope(self, u, kernel, weights, eps):
-        """``(field, kernel')`` with W'^T field = W^T psi'(u) (a profile may
-        fold its weights into the kernel)."""
+        """``(field, kernel')`` with W'^T field = W^T psi'(u)."""
         return weights * torch.tanh(u / eps), kernel
 
     def _curvature(self, u, weights, eps):
@@ -203,15 +210,8 @@ class ConvexRidge(Regulariser):
         return HessianOperator(apply)
 
     def mixed(self, x, theta, q, per_image=False):
-        """grad_theta <grad_x R_theta(x_i), q_i> without the adjoint pass.
-
-        Since <W'^T psi'(W x), q> = <psi'(W x), W' q> (the pair of
-        :meth:`_slope`), autograd differentiates the right-hand side: the
-        passes W x and W' q, then their kernel gradients only (x and q are
-        constants): 4 correlations instead of the 5 of a backward pass
-        through :meth:`grad` (``docs/maths.md`` section 3.3). Batch sum (P,)
-        or, with ``per_image``, (B, P) by ``torch.func.vmap``.
-        """
+        """grad_theta <grad_x R_theta(x_i), q_i> as grad_theta <psi'(W x),
+        W' q> (no adjoint pass; ``docs/regularisers.md``), summed or per image."""
         theta, x, q = theta.detach(), x.detach(), q.detach()
 
         def inner(th, xb, qb):
@@ -231,22 +231,12 @@ class ConvexRidge(Regulariser):
         return torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))(theta, x, q)
 
     def work_flops(self, image_shape):
-        """Convolution counts (:mod:`~benchmark_utils.work`) of the composite W.
-
-        With P the correlation W x by the composite (K, C, S, S) kernel on one
-        image (K H' W' responses p) and P' its adjoint, computed as the
-        correlation of the zero-padded responses with the flipped kernel over
-        the H x W image: grad = W^T psi'(W x), P + P' + 6 p; HVP with the
-        cached curvature, P + P' + p; building the Hessian, P + 6 p; the mixed
-        product (:meth:`mixed`), W x and W' q and the kernel gradient of
-        each, 4 P + 15 p.
-        """
+        """Convolution counts of the composite W (``docs/regularisers.md``)."""
         c, h, w = image_shape
         s = self.composite_size
-        pad = s // 2 if self.padding is None else self.padding
-        h_out, w_out = h + 2 * pad - s + 1, w + 2 * pad - s + 1
+        (h_out, w_out), (h_adj, w_adj) = bank_sizes(h, w, s, self.boundary)
         fwd = correlation_flops(self.n_filters, c, s, h_out, w_out)
-        adj = correlation_flops(c, self.n_filters, s, h, w)
+        adj = correlation_flops(c, self.n_filters, s, h_adj, w_adj)
         resp = float(self.n_filters * h_out * w_out)
         jvp = 4 * fwd + 15 * resp
         return {
@@ -258,15 +248,12 @@ class ConvexRidge(Regulariser):
         }
 
     def lipschitz(self, theta):
-        """sup_w lambda_max(sum_k c_k K_k(w)^H K_k(w)), c_k = exp(a_k) / eps_k.
-
-        :func:`~.convolution.gram_norm_bound` on the composite kernel: a
-        rigorous bound for every image size (``docs/regularisers.md``),
-        cached until theta changes.
-        """
+        """Norm bound of the composite with weights exp(a_k) / eps_k, every
+        image size (``docs/regularisers.md``), cached on theta."""
         return cached_bound(self, theta, self._lipschitz)
 
     def _lipschitz(self, theta):
         p = self.unpack(theta)
         c = torch.exp(p["log_weights"] - p["log_smoothings"])
-        return gram_norm_bound(self.composite(theta), c)
+        bound = mirror_norm_bound if self.boundary == "mirror" else gram_norm_bound
+        return bound(self.composite(theta), c)

@@ -1,68 +1,57 @@
-"""Fields of Experts with smoothed-l1 experts (``docs/maths.md`` section 2).
-
-R_theta(x) = sum_k exp(a_k) sum_p phi_{eps_k}((c_k * x)_p),
-phi_eps(t) = sqrt(t^2 + eps^2) - eps, eps_k = exp(b_k):
-the one-layer member of the ridge family (:mod:`.crr`).
-
-References: Roth and Black, "Fields of Experts", IJCV 2009; the FoE set-up of
-Salehi et al., arXiv 2412.12049 (ISGD, 10 colour 7x7 filters) and
-arXiv 2308.10098 (MAID, 48 grayscale 7x7 filters).
-"""
+"""Fields of Experts, smoothed-l1 experts (``docs/maths.md`` section 2.1):
+the one-layer member of the ridge family (:mod:`.crr`); boundary, start and
+bound in ``docs/regularisers.md``, "Fields of Experts"."""
 
 from __future__ import annotations
 
 import torch
 
-from .convolution import dct_filters
 from .crr import ConvexRidge
 
 
 class FieldsOfExperts(ConvexRidge):
-    """Fields of Experts regulariser.
+    """Fields of Experts regulariser (Roth and Black, IJCV 2009).
 
     Parameters
     ----------
-    n_channels : int
-        Image channels C (1 or 3). Each filter maps C channels to 1.
-    n_filters : int
-        Number of filters K (>= 1).
-    kernel_size : int
-        Odd filter side s (>= 3 in grayscale, >= 1 in colour).
-    init_weight : float
-        Initial exp(a_k) for every filter (> 0).
-    init_smoothing : float
-        Initial eps_k = exp(b_k) for every filter (> 0).
+    n_channels, n_filters, kernel_size : int
+        C (1 or 3), K (>= 1) and the odd filter side s (>= 3 in grey).
+    init_weight, init_smoothing : float
+        Initial exp(a_k) and eps_k = exp(b_k) for every filter (> 0).
+    boundary, init : str, optional
+        One of :attr:`boundaries` and of :attr:`inits`. Default ``"mirror"``
+        and ``"diff"``; ``"dct"`` with ``"valid"`` (the differences' start
+        does harm there). ``ValueError`` for a value out of range.
 
-    The start (:meth:`initial_views`) is a start that does no harm: the
-    lowest-frequency DCT filters with exp(a) = 0.002 and eps = 0.2, a weak and
-    nearly quadratic smoothness prior (curvature exp(a) / eps = 0.01 per
-    filter), under which each default task's initial reconstruction is at
-    least as good as its measurement on every training image
-    (``docs/regularisers.md``; ``tests/test_bounds.py`` checks train and test).
-
-    Notes
-    -----
-    theta = [filters (K*C*s*s), log-weights a (K), log-smoothings b (K)]
-    (``docs/regularisers.md``). Filters are kept zero-mean over (C, s, s) by
-    :meth:`project`, so constant images are not penalised.
+    theta = [filters (K, C, s, s), a (K), b (K)], filters kept zero-mean.
     """
 
+    boundaries = ("mirror", "valid")  # the defaults first (see ConvexRidge)
+    inits = ("diff", "dct")
     name = "foe"
-    #: "valid" cliques (Roth and Black): no response touches a pixel outside
-    #: the image, so the border is not pulled towards zero
-    #: (``docs/regularisers.md``, "Boundary")
-    padding = 0
 
     def __init__(
         self,
         n_channels=1,
         n_filters=8,
         kernel_size=5,
+        *,
+        boundary=None,
+        init=None,
         init_weight=2e-3,
         init_smoothing=0.2,
     ):
+        if init is None and boundary == "valid":
+            init = "dct"
         super().__init__(
-            n_channels, n_filters, kernel_size, (), init_weight, init_smoothing
+            n_channels,
+            n_filters,
+            kernel_size,
+            (),
+            init_weight,
+            init_smoothing,
+            boundary=boundary,
+            init=init,
         )
 
     # phi'(u) = u / sqrt(u^2 + eps^2), phi''(u) = eps^2 / (u^2 + eps^2)^(3/2)
@@ -83,12 +72,3 @@ class FieldsOfExperts(ConvexRidge):
         e2 = eps * eps
         curvature = torch.addcmul(e2, u, u).rsqrt_().pow_(3)
         return curvature.mul_(e2 * weights)
-
-    def initial_views(self, gen):
-        """DCT filters (:func:`~.convolution.dct_filters`), constant a and b."""
-        filters = dct_filters(self.n_filters, self.n_channels, self.kernel_size, gen)
-        return [
-            filters / self.filter_scale,
-            torch.full((self.n_filters,), self.init_log_weight, dtype=torch.float64),
-            torch.full((self.n_filters,), self.init_log_smoothing, dtype=torch.float64),
-        ]

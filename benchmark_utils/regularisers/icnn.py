@@ -1,42 +1,10 @@
 """Convolutional input-convex neural network (ICNN) regulariser.
 
-``docs/maths.md`` section 2; Amos, Xu, Kolter, "Input convex neural networks"
-(ICML 2017), in the convolutional form of Mukherjee et al., "Learned convex
-regularizers for inverse problems" (arXiv 2008.02839), as used by Salehi et
-al., arXiv 2511.06774, with a smooth activation so that the Hessian exists.
-With L layers, H hidden channels and s x s convolutions:
-
-    u_1 = W_0 x + b_0,
-    u_l = V_(l-1) z_(l-1) + W_(l-1) x + b_(l-1)   (l = 2..L),
-    z_l = sigma(u_l),
-    R_theta(x) = sum_p sum_h w_h (z_L)_(h,p),   w_h = exp(a_h),
-
-with sigma(t) = beta softplus(t / beta) (a smoothed ReLU of width beta),
-0 < sigma' < 1 and 0 < sigma'' <= 1 / (4 beta). The hidden weights V_l >= 0
-are kept non-negative by :meth:`ICNN.project` (clamping), the output weights
-w > 0 through their log-parametrisation, the W_l and biases are free. Then
-each z_l is convex in x (a non-negative combination of convex functions,
-composed with a convex non-decreasing sigma), so R is convex.
-
-Gradient (analytic backward pass) with e_l = dR / du_l:
-
-    e_L = w . sigma'(u_L),   e_l = sigma'(u_l) . V_l^T e_(l+1),
-    grad_x R = sum_l W_(l-1)^T e_l.
-
-Hessian-vector product (analytic forward-over-backward). With J_l = du_l/dx,
-Hess_x R = sum_l J_l^T diag(c_l) J_l, c_L = w . sigma''(u_L) and
-c_l = sigma''(u_l) . V_l^T e_(l+1) (l < L), all >= 0. In code: the tangents
-du_1 = W_0 v, du_l = V_(l-1) (sigma'(u_(l-1)) . du_(l-1)) + W_(l-1) v, then
-de_L = c_L . du_L, de_l = c_l . du_l + sigma'(u_l) . V_l^T de_(l+1) and
-Hess v = sum_l W_(l-1)^T de_l. The operator caches sigma'(u_l) and c_l, so a
-product costs one forward and one backward pass of convolutions. All the W_l
-act on x, so they are applied as one convolution with L H output channels,
-and sum_l W_(l-1)^T (.) as one transposed convolution.
-
-Lipschitz bound (no power iteration): ||Hess|| <= sum_l ||diag(sqrt(cbar_l)) J_l||^2
-with channel-wise bounds cbar_l >= c_l computed from the weights, each term
-bounded by :func:`~.convolution.gram_norm_bound` and the triangle inequality
-(proof sketch: ``docs/regularisers.md``).
+``docs/maths.md`` section 2.2; Amos, Xu, Kolter (ICML 2017), convolutional
+as in Mukherjee et al. (arXiv 2008.02839), used by Salehi et al., arXiv
+2511.06774, with the smoothed ReLU sigma(t) = beta softplus(t / beta).
+Layers, analytic gradient and Hessian, and the Lipschitz bound:
+``docs/regularisers.md``, "Input-convex neural network".
 """
 
 from __future__ import annotations
@@ -77,18 +45,14 @@ class ICNN(Regulariser):
     init_scale : float
         Initial output weights w_h (> 0).
     weight_scale, hidden_scale, bias_scale : float
-        The convolutions used are ``weight_scale * theta_part`` (W_l) and
-        ``hidden_scale * theta_part`` (V_l), the biases
-        ``bias_scale * theta_part`` (all > 0). A factor s multiplies that
-        block's hypergradient by s and the curvature of the upper-level loss
-        along it by s^2 (how the defaults were chosen: ``docs/regularisers.md``).
+        The W_l, V_l and biases used are these factors times their theta
+        entries (> 0; ``docs/regularisers.md``, "Defaults").
 
     Notes
     -----
-    theta = [W_0 (H, C, s, s), b_0 (H), then for l = 1..L-1: V_l (H, H, s, s),
-    W_l (H, C, s, s), b_l (H), and last a = log w (H)]. ``unpack`` gives
-    ``filters`` = W_0 (the first-layer filters), ``W``, ``V``, ``b`` (lists)
-    and ``log_weights`` (a); the kernels are unscaled theta entries.
+    theta = [W_0, b_0, then per layer l >= 1: V_l, W_l, b_l, and last
+    a = log w (H)]; ``unpack`` gives ``W``, ``V``, ``b`` (lists, unscaled),
+    ``filters`` = W_0 and ``log_weights``.
     """
 
     name = "icnn"
@@ -184,10 +148,7 @@ class ICNN(Regulariser):
         return beta * F.softplus(u / beta)
 
     def _forward(self, x, w_all, Vs, b_all):
-        """Pre-activations u_l, l = 1..L.
-
-        Every W_l acts on x, so the L convolutions are one (with L H outputs).
-        """
+        """Pre-activations u_l, l = 1..L (the W_l x as one correlation)."""
         ux = torch.split(correlate(x, w_all) + b_all, self.n_filters, dim=1)
         us = [ux[0]]
         for l in range(1, self.n_layers):
@@ -244,18 +205,7 @@ class ICNN(Regulariser):
         return HessianOperator(apply)
 
     def work_flops(self, image_shape):
-        """Convolution counts (:mod:`~benchmark_utils.work`) of the network.
-
-        F1 = the L first-layer correlations of x (one with L H outputs), FV =
-        one hidden correlation (H -> H), all "same" size, each adjoint as
-        costly, and 10 pixelwise operations per hidden value (p):
-        grad (forward, backward) 2 F1 + 2 (L - 1) FV + p; HVP (tangent
-        forward and backward) the same + p; building the Hessian (forward and
-        the backward V_l^T e_(l+1)) F1 + 2 (L - 1) FV + p; the mixed product
-        by autograd through one gradient, 5 F1 + 6 (L - 1) FV + 3 p (the
-        forward, then the input and filter gradients of every correlation but
-        the input gradient of W x).
-        """
+        """Convolution counts of the network (``docs/regularisers.md``)."""
         c, h, w = image_shape
         hid, s, n = self.n_filters, self.kernel_size, self.n_layers
         first = correlation_flops(n * hid, c, s, h, w)
@@ -271,7 +221,7 @@ class ICNN(Regulariser):
         }
 
     def lipschitz(self, theta):
-        """Rigorous bound from the weights (see the module notes)."""
+        """Rigorous bound from the weights (``docs/regularisers.md``)."""
         return cached_bound(self, theta, self._lipschitz)
 
     def _lipschitz(self, theta):

@@ -1,36 +1,9 @@
-"""Smoothed isotropic total variation (``docs/maths.md`` section 2).
+"""Smoothed isotropic total variation (``docs/maths.md`` section 2.2).
 
-The classical one-parameter baseline (Rudin, Osher, Fatemi 1992), smoothed so
-that its Hessian exists, with a learnable strength and smoothing (two scalars),
-as used as the simplest learnable regulariser in the bilevel literature (e.g.
-the comparison regularisers of Salehi et al., arXiv 2511.06774):
-
-    R_theta(x) = lambda sum_c sum_p ( sqrt(|(D x_c)_p|^2 + eps^2) - eps ),
-    lambda = exp(s a), eps = exp(s b), theta = [a, b],
-
-where D x_c = (D_h x_c, D_v x_c) are forward differences of channel c with
-Neumann boundary (the difference leaving the image is 0). Colour channels are
-regularised separately (channel-wise isotropic TV). The fixed factor s
-(``log_scale``, default 3) makes a step of size t on theta act like a step of
-t s^2 on (log lambda, log eps) (why: ``docs/regularisers.md``).
-
-With g = (D x_c)_p in R^2 and r = sqrt(|g|^2 + eps^2), the pixel term
-h(g) = r - eps has
-
-    grad h = g / r,   Hess h = I / r - g g^T / r^3,   0 <= Hess h <= I / r <= I / eps,
-
-so
-
-    grad_x R = lambda D^T (g / r),
-    Hess_x R v = lambda D^T ( (D v) / r - g <g, D v> / r^3 ),
-    ||Hess_x R|| <= lambda ||D||^2 / eps <= 8 lambda / eps,
-
-using ||D||^2 = ||D_h^T D_h + D_v^T D_v|| <= ||D_h||^2 + ||D_v||^2 <= 4 + 4
-(``docs/regularisers.md``).
-
-Everything is analytic; the Hessian operator caches 1/r and g / r^(3/2), so a
-product costs two difference passes. D and D^T are written with ``F.pad``
-(no in-place slicing) so that the mixed product works under ``torch.func.vmap``.
+R_theta(x) = lambda sum_c sum_p (sqrt(|(D x_c)_p|^2 + eps^2) - eps),
+lambda = exp(s a), eps = exp(s b), D forward differences with Neumann
+boundary (Rudin, Osher, Fatemi 1992, smoothed). Gradient, Hessian, bound
+and the factor s: ``docs/regularisers.md``, "Smoothed total variation".
 """
 
 from __future__ import annotations
@@ -69,23 +42,17 @@ class SmoothedTV(Regulariser):
     Parameters
     ----------
     n_channels : int
-        Image channels C (1 or 3); each channel is regularised separately.
+        Image channels C (1 or 3), regularised separately.
     n_filters, kernel_size : int, optional
-        Unused (TV has fixed difference filters); accepted so that the
-        objective can build every regulariser with the same call.
-    init_weight : float
-        Initial strength lambda = exp(a) (> 0).
-    init_smoothing : float
-        Initial smoothing eps = exp(s b) (> 0), on the scale of image
-        gradients (images in [0, 1]).
+        Unused; accepted so that every regulariser has the same constructor.
+    init_weight, init_smoothing : float
+        Initial lambda and eps (> 0; eps on the scale of image gradients).
     log_scale : float
-        The factor s (> 0) in lambda = exp(s a), eps = exp(s b).
+        The factor s (> 0).
 
     Notes
     -----
-    theta = [a, b] (scaled log-strength and log-smoothing). No constraint, so
-    :meth:`project` is the identity. ``unpack`` gives the views ``a`` and
-    ``b`` (shape (1,) each) and ``strength`` / ``smoothing`` (lambda, eps).
+    theta = [a, b]; ``unpack`` adds ``strength`` and ``smoothing``.
     """
 
     name = "tv"
@@ -110,7 +77,7 @@ class SmoothedTV(Regulariser):
 
     # -- parameters -------------------------------------------------------
     def unpack(self, theta):
-        """Views ``a`` (1,), ``b`` (1,); ``strength``, ``smoothing`` (computed)."""
+        """Views ``a``, ``b`` (1,) and ``strength``, ``smoothing`` (computed)."""
         views = super().unpack(theta)
         views["strength"] = torch.exp(self.log_scale * views["a"])
         views["smoothing"] = torch.exp(self.log_scale * views["b"])
@@ -130,7 +97,7 @@ class SmoothedTV(Regulariser):
 
     @staticmethod
     def _radius(g, eps):
-        """r = sqrt(|g|^2 + eps^2) per pixel and channel, shape (B, C, H, W)."""
+        """r = sqrt(|g|^2 + eps^2), shape (B, C, H, W)."""
         return torch.sqrt(g.pow(2).sum(dim=-3) + eps * eps)
 
     def value(self, x, theta):
@@ -161,10 +128,7 @@ class SmoothedTV(Regulariser):
         return HessianOperator(apply)
 
     def work_flops(self, image_shape):
-        """Pixelwise counts (:mod:`~benchmark_utils.work`), per value: the
-        differences D (2) and D^T (4), the radius (4) and the scaling (3):
-        grad 13; HVP (D v, the 2 x 2 projection, D^T) 16; building it (D x
-        and the radius) 6; the mixed product by autograd 2.5 gradients."""
+        """Pixelwise counts per value (``docs/regularisers.md``)."""
         n = float(math.prod(image_shape))
         return {
             "grad": 13 * n,
@@ -175,6 +139,6 @@ class SmoothedTV(Regulariser):
         }
 
     def lipschitz(self, theta):
-        """L_R = 8 lambda / eps >= lambda ||D||^2 / eps (see module notes)."""
+        """L_R = 8 lambda / eps >= lambda ||D||^2 / eps (docs/regularisers.md)."""
         weight, eps = self._parts(theta.detach())
         return float(DIFF_NORM_SQ * weight / eps)
