@@ -52,6 +52,8 @@ class Objective(UtilsDigest, BaseObjective):
         "regulariser": ["foe"],
         "n_filters": [8],
         "kernel_size": [5],
+        "boundary": ["default"],
+        "init": ["default"],
         "mu": [1e-3],
         "budget": [16_000],
         "n_checkpoints": [8],
@@ -111,13 +113,27 @@ class Objective(UtilsDigest, BaseObjective):
             self.train.x.shape[1],
             n_filters=n_filters,
             kernel_size=kernel_size,
+            **self._model_options(own),
         )
         self.problem = BilevelProblem(
             self.reg, self.train.forward, self.train.x, self.train.y, mu
         )
         self.checkpoints = cost_checkpoints(self._budget, n_checkpoints)
-        key = (self.regulariser, n_filters, kernel_size, str(self.dev))
+        options = tuple(getattr(self.reg, k, None) for k in ("boundary", "init"))
+        key = (self.regulariser, n_filters, kernel_size, options, str(self.dev))
         self.evaluation = Evaluation(self.reg, data, mu, eval_tol, key)
+
+    def _model_options(self, owner):
+        """``boundary`` and ``init`` for a regulariser that declares them
+        (``boundaries``, ``inits``; docs/regularisers.md); ``default``: its own."""
+        cls, options = REGULARISERS[self.regulariser], {}
+        for key, declared in (("boundary", "boundaries"), ("init", "inits")):
+            value = getattr(self, key)
+            allowed = ("default", *getattr(cls, declared, ()))
+            check_choice(value, key, allowed, owner)
+            if value != "default":
+                options[key] = value
+        return options
 
     def get_objective(self):
         if getattr(self, "_setup_error", None) is not None:
