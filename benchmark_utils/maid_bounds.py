@@ -135,55 +135,58 @@ def estimate_jac_norm(oracles, theta, x, idx, n_iter=4, rel_step=1e-3, gen=None)
     return math.sqrt(float(lam[0])) / math.sqrt(n)
 
 
-def _nonzero_adjoints(x, q, idx):
-    """(x, q, idx, ||q_i||) of the images with q_i != 0 (the others add nothing)."""
+def _adjoint_lanczos(make_apply, x, q, idx, n_iter, rel_step, gen):
+    """Lanczos on ``make_apply(x, q, idx, t)`` over the images with q_i != 0.
+
+    Returns (max |Ritz value| per kept image, ||q_i||), or None when every
+    q_i = 0 (they add nothing); t is the central-difference step in x.
+    """
     qn = batch_norm(q)
     keep = (qn > 0).nonzero().flatten()
     if keep.numel() == 0:
         return None
-    return x[keep], q[keep], idx[keep], qn[keep]
+    x, q, idx = x[keep], q[keep], idx[keep]
+    t = _fd_step(float(batch_norm(x).max()), rel_step)
+    lam = lanczos_extreme(make_apply(x, q, idx, t), _randn_like(x, gen), n_iter)
+    return lam, qn[keep].to(torch.float64)
 
 
 def estimate_lip_hess(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=None):
     """L_H = max_i ||D_x(Hess_x E_i(x) q_i)|| / ||q_i|| (``docs/maths.md`` 4.3)."""
-    kept = _nonzero_adjoints(x, q, idx)
-    if kept is None:
-        return 0.0
-    x, q, idx, qn = kept
-    t = _fd_step(float(batch_norm(x).max()), rel_step)
 
-    def apply(h):
-        hp = oracles.hessian(theta, x + t * h, idx)(q)
-        hm = oracles.hessian(theta, x - t * h, idx)(q)
-        return (hp - hm) / (2 * t)
+    def make_apply(x, q, idx, t):
+        def apply(h):
+            hp = oracles.hessian(theta, x + t * h, idx)(q)
+            hm = oracles.hessian(theta, x - t * h, idx)(q)
+            return (hp - hm) / (2 * t)
 
-    lam = lanczos_extreme(apply, _randn_like(x, gen), n_iter)
-    return float((lam / qn.to(torch.float64)).max())
+        return apply
+
+    out = _adjoint_lanczos(make_apply, x, q, idx, n_iter, rel_step, gen)
+    return 0.0 if out is None else float((out[0] / out[1]).max())
 
 
 def estimate_lip_jac(oracles, theta, x, q, idx, n_iter=4, rel_step=1e-3, gen=None):
     """L_J = max_i ||D_x(J_i(x)^T q_i)|| / ||q_i|| (``docs/maths.md`` 4.3)."""
-    kept = _nonzero_adjoints(x, q, idx)
-    if kept is None:
-        return 0.0
-    x, q, idx, qn = kept
-    t = _fd_step(float(batch_norm(x).max()), rel_step)
     s = _fd_step(theta.norm(), rel_step)
 
-    def apply(h):
-        jp = oracles.jvp(theta, x + t * h, q, idx, per_image=True)
-        jm = oracles.jvp(theta, x - t * h, q, idx, per_image=True)
-        p = (jp - jm) / (2 * t)  # N_i h_i, (B, P)
-        rows = []
-        for i in range(idx.numel()):
-            sl = slice(i, i + 1)
-            up = oracles.hessian(theta + s * p[i], x[sl], idx[sl])(q[sl])
-            um = oracles.hessian(theta - s * p[i], x[sl], idx[sl])(q[sl])
-            rows.append((up - um) / (2 * s))
-        return torch.cat(rows)  # N_i^T N_i h_i
+    def make_apply(x, q, idx, t):
+        def apply(h):
+            jp = oracles.jvp(theta, x + t * h, q, idx, per_image=True)
+            jm = oracles.jvp(theta, x - t * h, q, idx, per_image=True)
+            p = (jp - jm) / (2 * t)  # N_i h_i, (B, P)
+            rows = []
+            for i in range(idx.numel()):
+                sl = slice(i, i + 1)
+                up = oracles.hessian(theta + s * p[i], x[sl], idx[sl])(q[sl])
+                um = oracles.hessian(theta - s * p[i], x[sl], idx[sl])(q[sl])
+                rows.append((up - um) / (2 * s))
+            return torch.cat(rows)  # N_i^T N_i h_i
 
-    lam = lanczos_extreme(apply, _randn_like(x, gen), n_iter)
-    return float((lam.sqrt() / qn.to(torch.float64)).max())
+        return apply
+
+    out = _adjoint_lanczos(make_apply, x, q, idx, n_iter, rel_step, gen)
+    return 0.0 if out is None else float((out[0].sqrt() / out[1]).max())
 
 
 def estimate_constants(

@@ -12,34 +12,25 @@ from benchmark_utils.forward import make_forward
 from benchmark_utils.hypergradient import inexact_hypergradient
 from benchmark_utils.lower_level import batch_norm
 from benchmark_utils.problem import BilevelProblem
-from benchmark_utils.regularisers import make_regulariser
-from tests.bench_helpers import solver_on_problem
+from tests.bench_helpers import solver_on_problem, tiny_bilevel
 
 MU = 1e-3
 SEED = 3
 
 
-def tiny_inpainting(n_images=4, size=12, seed=0):
-    """Float64 inpainting (30 % of the pixels removed), mu = 1e-3, and theta0."""
-    gen = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n_images, 1, size // 4, size // 4, generator=gen)
-    x_clean = torch.nn.functional.interpolate(
-        coarse.double(), size=(size, size), mode="bilinear", align_corners=False
-    )
+def tiny_inpainting():
+    """tiny_bilevel's images and regulariser, 30 % of the pixels removed, mu = 1e-3."""
+    denoising, theta0 = tiny_bilevel()
+    x_clean = denoising._x
     fwd = make_forward(
         "inpainting",
-        image_shape=(1, size, size),
+        image_shape=tuple(x_clean.shape[1:]),
         noise_sigma=0.05,
         mask_ratio=0.3,
-        seed=seed,
         dtype=torch.float64,
     )
-    y = fwd.measure(x_clean, seed=seed)
-    reg = make_regulariser(
-        "foe", 1, n_filters=3, kernel_size=3, init_weight=0.1, init_smoothing=0.05
-    )
-    problem = BilevelProblem(reg, fwd, x_clean, y, mu=MU)
-    return problem, problem.make_oracles().init_theta(seed)
+    y = fwd.measure(x_clean, seed=0)
+    return BilevelProblem(denoising._regulariser, fwd, x_clean, y, mu=MU), theta0
 
 
 def exact_loss(problem, theta):
