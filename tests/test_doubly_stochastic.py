@@ -1,7 +1,8 @@
 """Doubly-stochastic baselines: stocBiO, AmIGO, SOBA, TTSA, BSA (float64).
 
 Hand counts of the oracle calls, the random-length Neumann estimator, descent
-on a tiny denoising problem, and stocBiO's hypergradient against the IFT one.
+on a tiny denoising problem, stocBiO's hypergradient against the IFT one, and
+SOBA's and AmIGO's inner step and inner-to-outer ratio by hand.
 """
 
 import math
