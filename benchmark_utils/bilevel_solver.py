@@ -1,32 +1,10 @@
-"""Base class of every bilevel solver of the benchmark.
+"""Base class of every bilevel solver: the benchopt callback loop and its limits.
 
-It owns what all solvers share, so that a solver file holds only its update
-rule and its parameters:
-
-- the benchopt callback loop (``sampling_strategy = "callback"``), where one
-  callback "iteration" runs outer steps until the cost reaches the next
-  checkpoint of the objective's cost grid, and stops at the cost budget;
-- the limits of a run (``docs/limits.md``): the counted oracles refuse any
-  cost call past the budget and any call past the cell's deadline (benchopt's
-  ``--timeout``, read from the stopping criterion of the callback, less a
-  reserve for the final evaluation); the interrupted step is discarded, the
-  last completed theta is kept and evaluated, and the run ends;
-- fresh counted oracles per run (:meth:`BilevelProblem.make_oracles`) and
-  per-image warm-start memory (:class:`ImageMemory`);
-- seeds from ``get_seed(use_repetition=True)``;
-- divergence handling: when theta, the loss or the Lipschitz bound turns
-  non-finite, the loss or L(theta) explodes, the strong-convexity modulus
-  collapses, or inner solves hit their iteration cap at several steps in a
-  row, the run stops, keeps its last good theta, and is reported with
-  ``diverged = 1`` instead of vanishing from the results;
-- a solver may end its run by setting ``self.stop_reason`` (a str) in
-  :meth:`BilevelSolver.step` (status ``"stalled"``);
-- the result dict that carries theta, the cost counters and the run's
-  ``status`` (:data:`STATUS_CODES`) to the objective.
-
-Subclasses implement :meth:`BilevelSolver.step` (one outer iteration) and
-optionally :meth:`BilevelSolver.check_parameters`, :meth:`BilevelSolver.init_state`
-and :meth:`BilevelSolver.info`.
+A solver file holds only its update rule (:meth:`BilevelSolver.step`) and
+parameters; this base owns the run: callbacks at the objective's cost
+checkpoints, the budget and deadline (``docs/limits.md``), fresh counted
+oracles and warm-start memory per run, seeds, the divergence and stall rules
+and the ``status`` of the run (:data:`STATUS_CODES`).
 """
 
 from __future__ import annotations
@@ -60,7 +38,7 @@ STATUS_CODES = {
     "budget": "ended at the cost budget inside a step (step discarded)",
     "timeout": "ended at the cell's deadline (step discarded)",
     "diverged": "stopped by a divergence rule (last good theta kept)",
-    "stalled": "stopped by the solver (its stop_reason)",
+    "stalled": "stopped by the solver, or no progress by the budget (stop_reason)",
 }
 #: statuses that a report marks like a failure
 FAILED_STATUS = ("timeout", "diverged", "stalled")
@@ -81,7 +59,14 @@ def benchopt_deadline(callback):
 
 
 class BilevelSolver(BaseSolver):
-    """Shared machinery of the bilevel solvers (see module docstring)."""
+    """Shared machinery of the bilevel solvers (see module docstring).
+
+    A subclass implements :meth:`step` and optionally :meth:`check_parameters`,
+    :meth:`init_state`, :meth:`info` and :meth:`stall_reason`; its ``step``
+    may end the run by setting ``self.stop_reason`` (status ``"stalled"``).
+    Divergence (``docs/limits.md``): the run stops, keeps its last good
+    theta and reports ``diverged = 1``.
+    """
 
     sampling_strategy = "callback"
     requirements = ["pip::torch==2.14.1"]
@@ -100,6 +85,14 @@ class BilevelSolver(BaseSolver):
     def info(self):
         """Scalar diagnostics reported along the curve (e.g. step size)."""
         return {}
+
+    def stall_reason(self):
+        """Why a run that spent its budget is ``stalled`` (a str), or None.
+
+        Asked once, when the cost reaches the budget, before the last
+        evaluation (``docs/limits.md``).
+        """
+        return None
 
     # -- helpers for subclasses -------------------------------------------
     def require(self, name, ok, allowed):
@@ -149,11 +142,20 @@ class BilevelSolver(BaseSolver):
         self.device = device
         self.seed = self.get_seed(use_repetition=True)
         self.check_parameters()
-        self._reset()
 
     def get_next(self, stop_val):
         """Evaluate at every callback call: each call is one cost checkpoint."""
         return stop_val + 1
+
+    def start(self):
+        """Fresh state for a run: counted oracles, memory, theta0, then ``init_state``.
+
+        :meth:`run` calls it once per run (benchopt may call ``run`` several
+        times after one ``set_objective``); code that drives :meth:`step`
+        itself calls it after ``set_objective``.
+        """
+        self._reset()
+        self.init_state()
 
     def _reset(self):
         # drop the previous run's state first: it is as large as the data
@@ -200,10 +202,6 @@ class BilevelSolver(BaseSolver):
             return f"inner solves at their cap in {CAP_HIT_STEPS} steps in a row"
         return None
 
-    def _is_diverging(self):
-        """True when the current theta breaks a divergence rule."""
-        return self._divergence_reason() is not None
-
     def _steps_to(self, target):
         """Outer steps until the cost reaches ``target`` or the run ends."""
         counters = self.oracles.counters
@@ -227,18 +225,20 @@ class BilevelSolver(BaseSolver):
                 return
             self._theta_ok = self.theta.detach().clone()
             if self.stop_reason:
-                self.status = "stalled"
-                warnings.warn(
-                    f"{self.name}: stopped at step {self.n_outer}: {self.stop_reason}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                self._mark_stalled()
                 return
+
+    def _mark_stalled(self):
+        self.status = "stalled"
+        warnings.warn(
+            f"{self.name}: stopped at step {self.n_outer}: {self.stop_reason}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def run(self, callback):
         """benchopt's callback loop within the limits of ``docs/limits.md``."""
-        self._reset()
-        self.init_state()
+        self.start()
         deadline = benchopt_deadline(callback)
         targets = iter(self.checkpoints)
         longest_eval = 0.0
@@ -251,6 +251,12 @@ class BilevelSolver(BaseSolver):
                     and time.time() + EVAL_RESERVE * longest_eval >= deadline
                 ):
                     self.status = "timeout"  # this evaluation is the last
+                if self.status in ("ok", "budget") and (
+                    self.oracles.counters.cost >= self.budget
+                ):
+                    self.stop_reason = self.stall_reason()
+                    if self.stop_reason:
+                        self._mark_stalled()
                 start = time.time()
                 go_on = callback()
                 longest_eval = max(longest_eval, time.time() - start)

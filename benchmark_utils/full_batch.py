@@ -1,21 +1,7 @@
-"""Base of the full-batch adaptive solvers, HOAG and MAID (``docs/maths.md`` s. 4-5).
+"""Base of the full-batch adaptive solvers, HOAG and MAID.
 
-Both take every step on ALL training images, with lower-level solves and
-conjugate gradients run to given accuracies (warm-started from the per-image
-memory) rather than for a fixed number of iterations. They share:
-
-- the full-batch index ``self.idx``;
-- the cap :data:`MAX_LL_ITER` on the iterations of one lower-level solve;
-- the accuracy floor. In float32 the lower-level gradient norm cannot be
-  pushed much below 1e-4 on the default problem (rounding), so accuracies
-  are floored at 100 machine epsilons times max_i ||A^T y_i||
-  (``eps_floor``), and the floor is raised to twice the achieved gradient
-  norm whenever a solve stops at its iteration cap (:meth:`raise_floor`),
-  so that later steps do not spin at the cap;
-- :meth:`FullBatchSolver.hypergradient`, the inexact IFT hypergradient
-  (:func:`~benchmark_utils.hypergradient.inexact_hypergradient`) on all
-  images, and :meth:`FullBatchSolver.solve`, a lower-level solve alone (MAID's
-  trial points).
+Steps on ALL training images, solves and conjugate gradients run to given
+accuracies, floored as in ``docs/maths.md`` section 5.2, "Floors and caps".
 """
 
 from __future__ import annotations
@@ -33,17 +19,8 @@ FLOOR_EPS = 100
 
 
 class FullBatchSolver(BilevelSolver):
-    """Shared state and solves of HOAG and MAID (see module docstring).
-
-    Attributes
-    ----------
-    idx : torch.Tensor of int64
-        All training images.
-    tiny : float
-        ``FLOOR_EPS`` machine epsilons of the problem's dtype.
-    eps_floor : float
-        Current floor of the lower-level accuracy.
-    """
+    """Shared state and solves of HOAG and MAID: ``idx`` (all images), ``tiny``
+    (``FLOOR_EPS`` machine epsilons) and ``eps_floor`` (the current floor)."""
 
     def init_state(self):
         o = self.oracles
@@ -68,19 +45,10 @@ class FullBatchSolver(BilevelSolver):
     def hypergradient(self, eps, delta, relative_delta=False, lower=None):
         """Inexact hypergradient of all images at ``self.theta``; updates the memory.
 
-        Parameters
-        ----------
-        eps, delta : float
-            Lower-level and conjugate-gradient tolerances.
-        relative_delta : bool
-            Residual relative to ||grad l_i|| (see ``inexact_hypergradient``).
-        lower : LowerLevelResult, optional
-            A lower-level result already certified at ``self.theta`` to
-            ``eps``: it is reused and the solve skipped.
-
-        Returns
-        -------
-        HypergradientResult
+        ``eps``, ``delta``: lower-level and CG tolerances (``relative_delta``:
+        relative to ||grad l_i||); ``lower``: a result already certified at
+        ``self.theta`` to ``eps``, reused instead of a solve. Returns the
+        :class:`~benchmark_utils.hypergradient.HypergradientResult`.
         """
         hg = inexact_hypergradient(
             self.oracles,

@@ -2,82 +2,14 @@
 
 Salehi, Mukherjee, Roberts, Ehrhardt, "An adaptively inexact first-order
 method for bilevel optimization with application to hyperparameter learning"
-(arXiv 2308.10098, SIAM J. Math. Data Sci.);
-``docs/maths.md`` sections 4-5. The a-posteriori bounds and the constants
-live in :mod:`benchmark_utils.maid_bounds`; the full-batch solves, the
-accuracy floors and the iteration cap in :mod:`benchmark_utils.full_batch`.
-
-One ``step()`` is one outer iteration k on ALL training images:
-
-1. Descent test. Inexact hypergradient z at accuracy (eps, delta)
-   (:func:`~benchmark_utils.hypergradient.inexact_hypergradient`: lower level
-   to ||grad_x E_i|| <= eps, conjugate gradient to residual <= delta, both
-   warm-started; a lower-level result still certified to eps is reused).
-   With d = theta - P(theta - z) the projected direction (d = P z: the
-   feasible set, zero-mean filters, is a linear subspace) and omega the
-   a-posteriori bound on ||z - grad f||: while omega / ||d|| > 1 - eta, set
-   eps <- nu eps, delta <- nu delta and recompute (then
-   <grad f, d> >= eta ||d||^2: d is a certified descent direction).
-   ``descent_test=False`` skips this loop (and the constants): the looser
-   MAID of the ISGD paper's figures (arXiv 2412.12049).
-2. Backtracking. For j = 0..M-1: alpha = alpha_k rho^j, theta' = P(theta -
-   alpha z), lower level at theta' to accuracy eps; accept when
-
-       [upper bound of f(theta')] - [lower bound of f(theta)]
-           <= -alpha eta^2 ||d||^2,
-
-   f(theta) in mean_i l_i(x~_i) -/+ mean_i(||grad l_i(x~_i)|| e_i + L_g e_i^2/2),
-   e_i = ||grad_x E_i(x~_i)|| / m (a posteriori; <= eps / m).
-3. Accepted: theta <- theta', alpha_{k+1} = rho_bar alpha, eps <- nu_bar eps,
-   delta <- nu_bar delta. No trial accepted: eps <- nu eps, delta <- nu delta,
-   and the next ``step()`` retries from the same theta with alpha_k (as the
-   reference: "retry from theta").
-
-Warm starts. Trial j = 0 starts from the accepted point's x~_i (kept in the
-memory); trial j >= 1 from x~_i + rho (x'_i - x~_i), x'_i the rejected trial
-j-1, the first-order prediction of x_i(theta - alpha_k rho^j d). A rejected
-trial never writes to the memory, so the accepted point's x~_i, q_i (and
-hence the bounds at theta, computed from their own certified gradient
-norms) stay intact; any starting point is admissible because every bound
-uses the gradient norm certified at the returned point. After an acceptance
-the trial's x'_i (certified to eps) is the next round's x~_i: with eps grown
-by nu_bar it already meets the tolerance and no lower-level work is repeated.
-
-Constants (:func:`benchmark_utils.maid_bounds.estimate_constants`): L_g = 2/d
-and m are exact; ||J||, L_H, L_J are estimated by Lanczos iterations on
-central finite differences of counted oracles at the current (theta, x~, q),
-on ``const_images`` images (a fixed random subset), at the first round and
-every ``const_every`` rounds after (one estimate costs 6 ``const_iter``
-``ll_grad`` + ``hvp`` and 3 ``const_iter`` ``jvp`` per image used). They are
-local lower estimates times ``safety``; the module docstring of
-``maid_bounds`` says how conservative they and omega are. Without the
-descent test no constant is estimated.
-
-Floors. eps is floored as in :mod:`benchmark_utils.full_batch` (and raised
-with the floor when a solve stops at its cap); delta at 100 machine
-epsilons times max_i ||grad l_i|| at the first solve. At the floor the
-descent test is given up for that round (``certified = 0``) instead of
-looping.
-
-Stall. After ``MAX_REJECTED_ROUNDS`` = 10 consecutive rounds without an
-accepted step, ``step()`` sets ``self.stop_reason = "no step accepted"`` (the
-base loop then ends the run and reports it). Ten because a rejected round
-has already tried M step sizes down to alpha_k rho^(M-1) and halves the
-accuracies: ten rounds shrink eps and delta by 2^10 ~ 1e3, which takes the
-default eps0 = 1e-2 below the float32 floor (about 1e-4 on the default
-problem), so later rounds repeat the same trials at the same accuracy from
-the same theta and cannot succeed where these failed; a round costs about
-M + 1 full-batch solves, so the stall costs at most ten such rounds.
-
-Budget. A step returns early (keeping theta) once the cost reaches the
-budget; a solve that would pass it is cut by the oracles within one call on
-the batch and the step is discarded (``docs/limits.md``).
-
-Defaults: eta, rho, rho_bar, nu, nu_bar are the paper's reference values
-(``docs/maths.md`` section 5); step_size, eps0, delta0 as found in
-``docs/tuning.md``. Information along the curve (:meth:`Solver.info`):
-accepted step, eps, delta, trials, descent-test tightenings, acceptance,
-omega / ||d||, certification and the constants.
+(arXiv 2308.10098). ``docs/maths.md`` section 5.2 gives the iteration and
+its two acceptance rules (``acceptance``): ``"decrease"``, the MAID of the
+ISGD paper's comparison code (arXiv 2412.12049), and ``"certified"``, the
+MAID paper's descent test and certified backtracking. Bounds and constants:
+:mod:`benchmark_utils.maid_bounds`; solves and accuracy floors:
+:mod:`benchmark_utils.full_batch`. A run that accepts no step is ``stalled``
+(``docs/limits.md``); :meth:`Solver.info` counts accepted and rejected trial
+steps since the start of the run.
 """
 
 import math
@@ -95,6 +27,8 @@ from benchmark_utils.solver_ranges import require_accuracy, require_step_size
 
 #: cap on descent-test tightenings in one round
 MAX_TIGHTEN = 40
+#: the acceptance rules of docs/maths.md section 5.2
+ACCEPTANCE = ("decrease", "certified")
 
 
 class Solver(FullBatchSolver):
@@ -105,6 +39,7 @@ class Solver(FullBatchSolver):
     # docs/tuning.md (validation PSNR only; scripts/tune.py --defaults)
     parameters = {
         "step_size": [1000.0],
+        "acceptance": ["decrease"],
         "eps0": [1e-2],
         "delta0": [1e-4],
         "rho": [0.5],
@@ -113,7 +48,6 @@ class Solver(FullBatchSolver):
         "nu_bar": [1.05],
         "eta": [1e-4],
         "max_backtracks": [5],
-        "descent_test": [True],
         "const_every": [5],
         "const_images": [4],
         "const_iter": [5],
@@ -123,6 +57,7 @@ class Solver(FullBatchSolver):
 
     def check_parameters(self):
         require_step_size(self)
+        self.require_choice("acceptance", ACCEPTANCE)
         require_accuracy(self, "eps0")
         require_accuracy(self, "delta0")
         self.require_real("rho", low=0, high=1, low_open=True, high_open=True)
@@ -131,7 +66,6 @@ class Solver(FullBatchSolver):
         self.require_real("nu_bar", low=1)
         self.require_real("eta", low=0, high=1, low_open=True, high_open=True)
         self.require_int("max_backtracks", low=1)
-        self.require_bool("descent_test")
         self.require_int("const_every", low=1)
         self.require_int("const_images", low=1)
         self.require_int("const_iter", low=1)
@@ -141,6 +75,7 @@ class Solver(FullBatchSolver):
     def init_state(self):
         super().init_state()
         o = self.oracles
+        self.certify = self.acceptance == "certified"
         self.eps = float(self.eps0)
         self.delta = float(self.delta0)
         self.alpha = float(self.step_size)
@@ -150,21 +85,16 @@ class Solver(FullBatchSolver):
         self.const_idx = perm[:n_const].sort().values.to(self.device)
         self.constants = None
         self.rounds = 0
-        self.n_rejected = 0  # consecutive rounds without an accepted step
-        self.stop_reason = None
+        self.rejected_rounds = 0  # consecutive rounds without an accepted step
+        self.n_accepted = self.n_rejected = 0  # trial steps, whole run
         self._lower = None  # certified lower-level result at self.theta
-        # diagnostics of the last round
-        self.last = {
-            "step_size": float("nan"),
-            "n_backtracks": 0,
-            "accepted": 0,
-            "omega_ratio": float("nan"),
-            "n_tighten": 0,
-            "certified": 0,
-        }
+        self.last = {}  # diagnostics of the last round
 
     def _over_budget(self):
         return self.oracles.counters.cost >= self.budget
+
+    def stall_reason(self):
+        return None if self.n_accepted else "no step accepted"
 
     # -- pieces -----------------------------------------------------------------
     def raise_floor(self, lower):
@@ -213,10 +143,11 @@ class Solver(FullBatchSolver):
         )
 
     def _direction(self, z):
+        """d = theta - P(theta - z), the projected direction of (5.3)-(5.4)."""
         return self.theta - self.oracles.project(self.theta - z)
 
     def _descent_test(self, hg):
-        """Step 1: tighten (eps, delta) until omega / ||d|| <= 1 - eta."""
+        """Step 1 (certified): tighten (eps, delta) until omega / ||d|| <= 1 - eta."""
         last = self.last
         if self.constants is None or self.rounds % int(self.const_every) == 0:
             self._estimate_constants(hg)
@@ -234,14 +165,27 @@ class Solver(FullBatchSolver):
             last["n_tighten"] += 1
             hg = self._hypergradient()
 
+    def _bracket(self, theta, loss, lower, grad_l_norm):
+        """Certified bracket (4.7) of f(theta) from a lower-level result."""
+        o = self.oracles
+        m = o.strong_convexity(theta)
+        return loss_bounds(loss, lower.grad_norm, grad_l_norm, m, o.ul_lipschitz)
+
     def _backtrack(self, hg):
-        """Step 2: the first trial that passes the decrease test, or None."""
+        """Step 2: the first trial that passes the acceptance test, or None.
+
+        The test compares ``new - ref <= -alpha eta^2 ||d||^2``: with
+        ``"decrease"`` new and ref are the inexact losses at theta' and
+        theta; with ``"certified"`` the upper bound at theta' and the lower
+        bound at theta (``docs/maths.md`` (5.4)).
+        """
         o, last = self.oracles, self.last
         z = hg.z
-        d2 = float(self._direction(z).pow(2).sum())
-        lip_g = o.ul_lipschitz
-        m = o.strong_convexity(self.theta)
-        f_low, _ = loss_bounds(hg.loss, hg.lower.grad_norm, hg.grad_loss_norm, m, lip_g)
+        margin = self.eta**2 * float(self._direction(z).pow(2).sum())
+        if self.certify:
+            ref, _ = self._bracket(self.theta, hg.loss, hg.lower, hg.grad_loss_norm)
+        else:
+            ref = float(hg.loss.mean())
         x_base = hg.lower.x
         x_trial = None
         for j in range(int(self.max_backtracks)):
@@ -250,16 +194,14 @@ class Solver(FullBatchSolver):
             x0 = x_base if x_trial is None else x_base + self.rho * (x_trial - x_base)
             trial = self.solve(theta_t, x0, self.eps)
             loss_t, grad_l_t = o.ul_grad(trial.x, self.idx)
-            _, f_up = loss_bounds(
-                loss_t,
-                trial.grad_norm,
-                batch_norm(grad_l_t),
-                o.strong_convexity(theta_t),
-                lip_g,
-            )
+            if self.certify:
+                _, new = self._bracket(theta_t, loss_t, trial, batch_norm(grad_l_t))
+            else:
+                new = float(loss_t.mean())
             last["n_backtracks"] = j + 1
-            if math.isfinite(f_up) and f_up - f_low <= -alpha * self.eta**2 * d2:
+            if math.isfinite(new) and new - ref <= -alpha * margin:
                 return alpha, theta_t, trial, loss_t
+            self.n_rejected += 1
             x_trial = trial.x
             if self._over_budget():
                 return None
@@ -269,8 +211,8 @@ class Solver(FullBatchSolver):
     def _reject(self):
         """Step 3, no trial accepted: tighten, retry from theta at the next step."""
         self._tighten()
-        self.n_rejected += 1
-        if self.n_rejected >= self.MAX_REJECTED_ROUNDS:
+        self.rejected_rounds += 1
+        if self.rejected_rounds >= self.MAX_REJECTED_ROUNDS:
             self.stop_reason = "no step accepted"
 
     def _accept(self, alpha, theta_t, trial, loss_t):
@@ -281,20 +223,24 @@ class Solver(FullBatchSolver):
         self.alpha = self.rho_bar * alpha
         self.eps *= self.nu_bar
         self.delta *= self.nu_bar
-        self.n_rejected = 0
-        self.last["accepted"] = 1
+        self.rejected_rounds = 0
+        self.n_accepted += 1
         self.last["step_size"] = alpha
         self.record_loss(loss_t.mean())
 
     # -- one outer iteration ------------------------------------------------------
     def step(self):
-        last = self.last
-        last.update(n_backtracks=0, accepted=0, n_tighten=0, certified=0)
-        last["omega_ratio"] = float("nan")
-
+        step_size = self.last.get("step_size", math.nan)
+        self.last = dict(
+            step_size=step_size,
+            n_backtracks=0,
+            n_tighten=0,
+            certified=0,
+            omega_ratio=math.nan,
+        )
         hg = self._hypergradient()
         self.record_loss(hg.loss.mean())
-        if self.descent_test:
+        if self.certify:
             hg = self._descent_test(hg)
         self.rounds += 1
         if self._over_budget():
@@ -304,17 +250,17 @@ class Solver(FullBatchSolver):
             self._accept(*accepted)
 
     def info(self):
-        c = self.constants
-        nan = float("nan")
+        c, last, nan = self.constants, self.last, math.nan
         return {
-            "step_size": self.last["step_size"],
+            "step_size": last.get("step_size", nan),
             "accuracy": self.eps,
             "delta": self.delta,
-            "n_backtracks": self.last["n_backtracks"],
-            "n_tighten": self.last["n_tighten"],
-            "accepted": self.last["accepted"],
-            "omega_ratio": self.last["omega_ratio"],
-            "certified": self.last["certified"],
+            "n_backtracks": last.get("n_backtracks", 0),
+            "n_tighten": last.get("n_tighten", 0),
+            "n_accepted": self.n_accepted,
+            "n_rejected": self.n_rejected,
+            "omega_ratio": last.get("omega_ratio", nan),
+            "certified": last.get("certified", 0),
             "jac_norm": c.jac_norm if c else nan,
             "lip_hess": c.lip_hess if c else nan,
             "lip_jac": c.lip_jac if c else nan,

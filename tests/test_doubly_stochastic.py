@@ -1,7 +1,8 @@
 """Doubly-stochastic baselines: stocBiO, AmIGO, SOBA, TTSA, BSA (float64).
 
 Hand counts of the oracle calls, the random-length Neumann estimator, descent
-on a tiny denoising problem, and stocBiO's hypergradient against the IFT one.
+on a tiny denoising problem, stocBiO's hypergradient against the IFT one, and
+SOBA's and AmIGO's inner step and inner-to-outer ratio by hand.
 """
 
 import math
@@ -169,21 +170,53 @@ def test_stocbio_exact_limit_matches_ift():
     assert float((zs - ref).norm() / ref.norm()) > 1e-2
 
 
-# -- SOBA's simultaneous update, by hand ---------------------------------------------
-def test_soba_first_step_by_hand():
+# -- SOBA and AmIGO: the anchor's steps, by hand ---------------------------------------
+def test_soba_two_steps_by_hand():
+    """Inner step step_size / L on x and v; outer step inner / outer_ratio."""
     problem, theta0 = tiny_bilevel()
-    solver = make_solver("SOBA", problem, theta0, batch_size=2)
+    params = dict(batch_size=4, step_size=1.5, outer_ratio=0.05)
+    solver = make_solver("SOBA", problem, theta0, **params)
     o = problem.make_oracles()
-    idx = EpochSampler(problem.n_images, 2, SEED).next()
+    idx = torch.arange(problem.n_images)  # one batch: all four images
     x0 = o.initial_x(idx)
-    rho = 1.0 / o.lipschitz(theta0)
+    rho = 1.5 / o.lipschitz(theta0)
     grad = o.ll_grad(theta0, x0, idx)
     _, grad_l = o.ul_grad(x0, idx)
     run_steps(solver, 1)
-    torch.testing.assert_close(solver.memory.x[idx], x0 - rho * grad)
+    torch.testing.assert_close(solver.memory.x, x0 - rho * grad)
     # v starts at 0: D_v = -grad l, and theta does not move (J^T 0 = 0)
-    torch.testing.assert_close(solver.memory.q[idx], rho * grad_l)
-    torch.testing.assert_close(solver.theta, o.project(theta0))
+    v1 = rho * grad_l
+    torch.testing.assert_close(solver.memory.q, v1)
+    theta1 = o.project(theta0)
+    torch.testing.assert_close(solver.theta, theta1)
+    # second step, at (x1, v1, theta1): theta moves by (rho / ratio) J^T v1 / 4
+    x1 = x0 - rho * grad
+    z = -o.jvp(theta1, x1, v1, idx) / 4
+    rho1 = 1.5 / o.lipschitz(theta1)
+    run_steps(solver, 1)
+    torch.testing.assert_close(solver.theta, o.project(theta1 - rho1 / 0.05 * z))
+    info = solver.info()
+    assert info["inner_step"] == pytest.approx(rho1, rel=1e-12)
+    assert info["step_size"] == pytest.approx(rho1 / 0.05, rel=1e-12)
+
+
+def test_amigo_step_by_hand():
+    """K = T = 1: x, then v from 0 at the new x, both at step_size / L."""
+    problem, theta0 = tiny_bilevel()
+    params = dict(batch_size=4, step_size=0.5, outer_ratio=0.01, n_inner=1)
+    solver = make_solver("AmIGO", problem, theta0, n_linear=1, **params)
+    o = problem.make_oracles()
+    idx = torch.arange(problem.n_images)
+    rho = 0.5 / o.lipschitz(theta0)
+    x0 = o.initial_x(idx)
+    x1 = x0 - rho * o.ll_grad(theta0, x0, idx)
+    _, grad_l = o.ul_grad(x1, idx)
+    v1 = rho * grad_l  # one step from v = 0 on 1/2 v'Hv - grad l'v
+    z = -o.jvp(theta0, x1, v1, idx) / 4
+    run_steps(solver, 1)
+    torch.testing.assert_close(solver.memory.x, x1)
+    torch.testing.assert_close(solver.memory.q, v1)
+    torch.testing.assert_close(solver.theta, o.project(theta0 - rho / 0.01 * z))
 
 
 @pytest.mark.parametrize(
@@ -192,6 +225,10 @@ def test_soba_first_step_by_hand():
         ("stocBiO", {"n_inner": 0}),
         ("AmIGO", {"n_linear": 0}),
         ("SOBA", {"step_size": -1.0}),
+        # an inner step of 2 / L or more diverges on the lower level
+        ("SOBA", {"step_size": 2.0}),
+        ("AmIGO", {"outer_ratio": 0.0}),
+        ("AmIGO", {"outer_ratio": 1e5}),
         ("TTSA", {"n_neumann": 0}),
         ("BSA", {"batch_size": 99}),
         ("BSA", {"n_inner": 2.5}),
@@ -200,8 +237,8 @@ def test_soba_first_step_by_hand():
         # steps that cannot move theta in float32, or throw it far away
         ("ISGD", {"step_size": 1e-300}),
         ("ISGD", {"step_size": 5e-5}),
-        ("AmIGO", {"step_size": 1e11}),
-        ("SOBA", {"step_size": 3e10}),
+        ("stocBiO", {"step_size": 1e11}),
+        ("TTSA", {"step_size": 3e10}),
         # accuracies no run can certify, or that never solve
         ("ISGD", {"eps0": 1e-30}),
         ("ISGD", {"eps0": 1e3}),
@@ -219,6 +256,8 @@ def test_bad_parameters_raise(name, bad):
     [
         ("ISGD", {"step_size": 1e-4}),
         ("TTSA", {"step_size": 1e10}),
+        ("SOBA", {"step_size": 1.99, "outer_ratio": 1e-10}),
+        ("AmIGO", {"outer_ratio": 1e4}),
         ("ISGD", {"eps0": 1e-12, "delta_ratio": 1.0}),
         ("ISGD", {"eps0": 1e-2, "delta_ratio": 99.0}),
     ],

@@ -21,6 +21,7 @@ from conftest import tiny_problem
 from benchmark_utils.hypergradient import inexact_hypergradient
 from benchmark_utils.lower_level import batch_norm
 from benchmark_utils.maid_bounds import (
+    _largest_abs_eigenvalue,
     estimate_constants,
     estimate_jac_norm,
     estimate_lip_hess,
@@ -101,6 +102,73 @@ def test_lanczos_extreme_on_matrices():
     assert torch.allclose(full, exact_max, rtol=1e-10)
     for k in (2, 4, 8):
         assert bool((lanczos_extreme(apply, v0, k) <= exact_max * (1 + 1e-12)).all())
+
+
+def _batched(mats):
+    def apply(v):
+        return torch.einsum("bij,bj->bi", mats, v)
+
+    return apply
+
+
+def test_lanczos_stops_when_the_krylov_space_is_exhausted(recwarn):
+    """More steps than dimensions (theta of Tikhonov has 2 entries): exact."""
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(2, 2, 2, generator=gen, dtype=torch.float64)
+    sym = a @ a.transpose(1, 2)
+    exact_max = torch.linalg.eigvalsh(sym).abs().amax(dim=1)
+    v0 = torch.randn(2, 2, generator=gen, dtype=torch.float64)
+    est = lanczos_extreme(_batched(sym), v0, 6)
+    torch.testing.assert_close(est, exact_max, rtol=1e-12, atol=0)
+    # a zero operator (L_H of a quadratic regulariser) gives exactly 0
+    zero = lanczos_extreme(lambda v: 0 * v, v0, 5)
+    assert torch.equal(zero, torch.zeros(2, dtype=torch.float64))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_lanczos_falls_back_where_eigh_fails():
+    # the tridiagonal matrix of the crash (README Tikhonov, MAID, denoising):
+    # a Krylov space exhausted after 2 steps, then NaN; eigh raises on it
+    t_crash = torch.zeros(1, 5, 5, dtype=torch.float64)
+    t_crash[0] += torch.diag(torch.tensor([1.3694, 1.1521, 0.99315, 1.5283, math.nan]))
+    off = torch.tensor([0.70229, 1.4648e-14, 9.6937e-16, 0.0])
+    t_crash[0] += torch.diag(off, 1) + torch.diag(off, -1)
+    with pytest.raises(torch.linalg.LinAlgError):
+        torch.linalg.eigvalsh(t_crash)
+    good = torch.diag(torch.tensor([1.0, -3.0, 2.0, 0.0, 0.0], dtype=torch.float64))
+    with pytest.warns(RuntimeWarning, match="1 tridiagonal matrices not finite"):
+        est = _largest_abs_eigenvalue(torch.cat([t_crash, good[None]]))
+    assert math.isinf(est[0]) and est[1] == 3.0
+    # an operator that returns NaN on one row: that row only gives inf
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randn(3, 6, 6, generator=gen, dtype=torch.float64)
+    sym = a + a.transpose(1, 2)
+    exact_max = torch.linalg.eigvalsh(sym).abs().amax(dim=1)
+    bad = sym.clone()
+    bad[1, 2, 3] = bad[1, 3, 2] = math.nan
+    v0 = torch.randn(3, 6, generator=gen, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        est = lanczos_extreme(_batched(bad), v0, 6)
+    assert math.isinf(est[1])
+    torch.testing.assert_close(est[[0, 2]], exact_max[[0, 2]], rtol=1e-10, atol=0)
+
+
+def test_lanczos_uses_gershgorin_when_the_eigen_solver_fails(monkeypatch):
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)
+    sym = a + a.transpose(1, 2)
+    v0 = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    ritz = lanczos_extreme(_batched(sym), v0, 3)
+
+    def failing(t):
+        raise torch.linalg.LinAlgError("linalg.eigh failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", failing)
+    with pytest.warns(RuntimeWarning, match="eigenvalue solver failed: True"):
+        bound = lanczos_extreme(_batched(sym), v0, 3)
+    # Gershgorin: above every Ritz value, below ||A||_2 times sqrt(3)
+    norm2 = torch.linalg.matrix_norm(sym, 2)
+    assert bool((bound >= ritz).all()) and bool((bound <= 3**0.5 * norm2).all())
 
 
 def _dense_constants(o, theta, x, q):
@@ -219,10 +287,13 @@ def test_omega_is_zero_only_for_exact_solves():
 
 # -- MAID ----------------------------------------------------------------------------
 def test_maid_accepted_steps_decrease_f_and_directions_descend():
+    """Certified rule: certified directions descend, accepted steps lower f."""
     problem, theta0 = tiny_bilevel()
-    solver = make_solver("MAID", problem, theta0, step_size=100.0)
+    solver = make_solver(
+        "MAID", problem, theta0, step_size=100.0, acceptance="certified"
+    )
     hypergradients = spy_hypergradients(solver)
-    n_accepted = n_certified = 0
+    n_certified = accepted_before = 0
     for _ in range(8):
         theta_old = solver.theta.clone()
         f_old, grad_f = exact(problem, theta_old)
@@ -235,15 +306,15 @@ def test_maid_accepted_steps_decrease_f_and_directions_descend():
             assert float(z @ grad_f) > 0
             assert float(d @ grad_f) >= solver.eta * float(d @ d)
             assert info["omega_ratio"] <= 1 - solver.eta
-        if info["accepted"]:
-            n_accepted += 1
+        if info["n_accepted"] > accepted_before:
             expect = solver.oracles.project(theta_old - info["step_size"] * z)
             torch.testing.assert_close(solver.theta, expect, rtol=0, atol=0)
             f_new, _ = exact(problem, solver.theta)
             assert f_new < f_old
         else:
             assert torch.equal(solver.theta, theta_old)
-    assert n_accepted >= 6 and n_certified >= 6
+        accepted_before = info["n_accepted"]
+    assert accepted_before >= 6 and n_certified >= 6
     assert solver.stop_reason is None
 
 
@@ -253,7 +324,13 @@ def test_maid_oracle_calls_match_hand_counts_with_trials():
     n = problem.n_images
     # a large first step forces rejected trials
     solver = make_solver(
-        "MAID", problem, theta0, step_size=3000.0, max_backtracks=3, const_every=4
+        "MAID",
+        problem,
+        theta0,
+        step_size=3000.0,
+        max_backtracks=3,
+        const_every=4,
+        acceptance="certified",
     )
     spy = OracleSpy(solver.oracles)
     n_rounds, hypergradients, trials = 6, 0, []
@@ -264,6 +341,8 @@ def test_maid_oracle_calls_match_hand_counts_with_trials():
         trials.append(info["n_backtracks"])
     c = solver.oracles.counters
     assert max(trials) > 1  # some trial was rejected, and counted
+    info = solver.info()
+    assert info["n_accepted"] + info["n_rejected"] == sum(trials)
     # one ul_grad per image per hypergradient and per trial point
     assert c.ul_grad == n * (hypergradients + sum(trials))
     # one jvp per image per hypergradient; the constants, estimated at rounds
@@ -277,10 +356,10 @@ def test_maid_oracle_calls_match_hand_counts_with_trials():
     assert int(per.sum()) == c.cost and bool((per > 0).all())
 
 
-def test_maid_without_descent_test_skips_the_constants():
+def test_maid_decrease_rule_skips_the_constants():
     problem, theta0 = tiny_bilevel()
     n = problem.n_images
-    solver = make_solver("MAID", problem, theta0, descent_test=False)
+    solver = make_solver("MAID", problem, theta0, acceptance="decrease")
     spy = OracleSpy(solver.oracles)
     f0, _ = exact(problem, theta0)
     trials = []
@@ -301,7 +380,7 @@ def test_maid_stops_at_the_budget():
     """Past the budget only the running solve and its CG may finish."""
     problem, theta0 = tiny_bilevel()
     budget = 300
-    solver = make_solver("MAID", problem, theta0, budget=budget, step_size=3000.0)
+    solver = make_solver("MAID", problem, theta0, budget=budget, step_size=100.0)
     solver.checkpoints = [budget]
     spies = []
     make_oracles = problem.make_oracles
@@ -328,16 +407,19 @@ def test_maid_stops_at_the_budget():
     first = next(i for i, (_, _, c) in enumerate(spy.calls) if c >= budget)
     after = {name for name, _, _ in spy.calls[first + 1 :]}
     assert after <= {"ul_grad", "jvp"}, after
-    assert solver.status == "budget"
+    assert solver.status == "budget" and solver.n_accepted > 0
 
 
-def test_maid_marks_a_run_that_accepts_no_step():
+@pytest.mark.parametrize("acceptance", ["decrease", "certified"])
+def test_maid_marks_a_run_that_accepts_no_step(acceptance):
     problem, theta0 = tiny_bilevel()
-    solver = make_solver("MAID", problem, theta0, step_size=1e6)
+    solver = make_solver("MAID", problem, theta0, step_size=1e6, acceptance=acceptance)
     for k in range(solver.MAX_REJECTED_ROUNDS):
         assert solver.stop_reason is None, k
         step(solver)
-        assert solver.info()["accepted"] == 0
+    info = solver.info()
+    assert info["n_accepted"] == 0
+    assert info["n_rejected"] == solver.MAX_REJECTED_ROUNDS * solver.max_backtracks
     assert solver.stop_reason == "no step accepted"
     assert torch.equal(solver.theta, theta0)
 
@@ -350,6 +432,7 @@ def test_maid_marks_a_run_that_accepts_no_step():
         ("MAID", {"step_size": 1e-300}),
         ("MAID", {"delta0": 1e-13}),
         ("MAID", {"eps0": 500.0}),
+        ("MAID", {"acceptance": "armijo"}),
         ("HOAG", {"step_size": 1e11}),
         ("HOAG", {"eps0": 1e-30}),
         ("HOAG", {"delta_ratio": 100.0}),
