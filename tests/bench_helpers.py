@@ -90,8 +90,12 @@ def run_for(solver, n_callbacks):
     return solver.get_result()
 
 
-def tiny_bilevel(n_images=4, size=12, seed=0):
-    """A float64 denoising BilevelProblem on smooth random images, and theta0."""
+def tiny_bilevel(n_images=4, size=12, seed=0, task="denoising", mu=0.0, **physics):
+    """A float64 BilevelProblem on smooth random images, and theta0.
+
+    ``task`` and ``physics`` (e.g. ``mask_ratio``, ``noise_sigma``) choose the
+    operator; ``mu`` the ridge weight (> 0 for deblurring and inpainting).
+    """
     import torch
 
     from benchmark_utils.forward import make_forward
@@ -104,19 +108,28 @@ def tiny_bilevel(n_images=4, size=12, seed=0):
         coarse.double(), size=(size, size), mode="bilinear", align_corners=False
     )
     fwd = make_forward(
-        "denoising",
+        task,
         image_shape=(1, size, size),
-        noise_sigma=0.1,
+        n_images=n_images,
         seed=seed,
         dtype=torch.float64,
+        **{"noise_sigma": 0.1, **physics},
     )
     y = fwd.measure(x_clean, seed=seed)
     # a stronger start than the default (which does no harm, so leaves
     # little to learn in a short run): descent tests need room to descend
+    # ("valid", "dct"): the FoE these solver tests were designed on
     reg = make_regulariser(
-        "foe", 1, n_filters=3, kernel_size=3, init_weight=0.1, init_smoothing=0.05
+        "foe",
+        1,
+        n_filters=3,
+        kernel_size=3,
+        boundary="valid",
+        init="dct",
+        init_weight=0.1,
+        init_smoothing=0.05,
     )
-    problem = BilevelProblem(reg, fwd, x_clean, y, mu=0.0)
+    problem = BilevelProblem(reg, fwd, x_clean, y, mu=mu)
     return problem, problem.init_theta(seed)
 
 
@@ -140,8 +153,7 @@ def solver_on_problem(name, problem, theta0, budget=10**9, seed=3, **params):
         checkpoints=[budget],
         device="cpu",
     )
-    solver._reset()
-    solver.init_state()
+    solver.start()
     return solver
 
 

@@ -8,10 +8,8 @@ grows like 1/m; a run that accepts no step by its budget is ``stalled``.
 import pytest
 import torch
 
-from benchmark_utils.forward import make_forward
 from benchmark_utils.hypergradient import inexact_hypergradient
 from benchmark_utils.lower_level import batch_norm
-from benchmark_utils.problem import BilevelProblem
 from tests.bench_helpers import solver_on_problem, tiny_bilevel
 
 MU = 1e-3
@@ -20,17 +18,7 @@ SEED = 3
 
 def tiny_inpainting():
     """tiny_bilevel's images and regulariser, 30 % of the pixels removed, mu = 1e-3."""
-    denoising, theta0 = tiny_bilevel()
-    x_clean = denoising._x
-    fwd = make_forward(
-        "inpainting",
-        image_shape=tuple(x_clean.shape[1:]),
-        noise_sigma=0.05,
-        mask_ratio=0.3,
-        dtype=torch.float64,
-    )
-    y = fwd.measure(x_clean, seed=0)
-    return BilevelProblem(denoising._regulariser, fwd, x_clean, y, mu=MU), theta0
+    return tiny_bilevel(task="inpainting", mu=MU, noise_sigma=0.05, mask_ratio=0.3)
 
 
 def exact_loss(problem, theta):

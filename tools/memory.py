@@ -227,6 +227,7 @@ def main(argv=None):
 
     def set_objective():
         solver.set_objective(**objective.get_objective())
+        solver.start()
         return solver
 
     def solver_state(s):

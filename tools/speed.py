@@ -230,7 +230,7 @@ def isgd_table(rounds):
         solver = solver_cls.get_instance(q=0.0)
         solver._run_context = ctx
         solver.set_objective(**objective.get_objective())
-        solver.init_state()
+        solver.start()
         solvers[backend] = solver
     oracles = solvers["auto"].oracles
     batch = solvers["auto"].batch_size

@@ -257,6 +257,8 @@ def mirror_norm_bound(kernel, weights=None, iters=20, grid=32):
     if weights is None:
         weights = kernel.new_ones(kernel.shape[0])
     weights = weights.detach().to(torch.float64).clamp_min(0)
+    if not bool(torch.isfinite(kernel).all() and torch.isfinite(weights).all()):
+        return math.inf  # a wrecked theta: the divergence rules read inf
     parts = parity_parts(kernel)  # (4, O, I, S, S)
     spec = torch.fft.rfft2(parts, s=(grid, grid)).abs().pow(2).sum(dim=2)
     symbol = spec.flatten(2) * weights.view(1, -1, 1)  # (4, O, frequencies)
