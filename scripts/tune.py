@@ -41,7 +41,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmark_utils.solver_ranges import STEP_SIZE_RANGE  # noqa: E402
+from benchmark_utils.solver_ranges import (  # noqa: E402
+    OUTER_RATIO_RANGE,
+    STEP_SIZE_RANGE,
+)
 
 #: statuses of a run that ended well at the cost budget
 OK_STATUS = ("ok", "budget")
@@ -49,6 +52,11 @@ OK_STATUS = ("ok", "budget")
 SCORE = "objective_pooled_psnr_val"
 #: rounds of grid extension at most
 MAX_EXTENSIONS = 6
+#: a grid of at least this many values is extended; a shorter one (SOBA and
+#: AmIGO's inner step, 3 values up to its stability limit) is reported only
+MIN_EXTENDED_GRID = 5
+#: allowed ranges of the extended parameters (benchmark_utils.solver_ranges)
+RANGES = {"step_size": STEP_SIZE_RANGE, "outer_ratio": OUTER_RATIO_RANGE}
 #: the columns that identify one run
 RUN = ["dataset_name", "objective_name", "solver_name", "idx_rep"]
 #: a counted run's last evaluation is at least this fraction of the budget
@@ -214,9 +222,9 @@ def tune(df, tuned=("step_size",)):
 
 
 def grid_edges(best, configs):
-    """``{param: "low" | "high"}`` for each tuned parameter whose chosen
-    value is the smallest or largest of those run (with the other tuned
-    parameters at their chosen values) while the grid has several."""
+    """``{param: ("low" | "high", grid size)}`` for each tuned parameter whose
+    chosen value is the smallest or largest of those run (with the other
+    tuned parameters at their chosen values) while the grid has several."""
     edges = {}
     for name, value in best["values"].items():
         others = {k: v for k, v in best["values"].items() if k != name}
@@ -227,7 +235,7 @@ def grid_edges(best, configs):
             and all(c["values"].get(k) == v for k, v in others.items())
         }
         if len(grid) > 1 and float(value) in (min(grid), max(grid)):
-            edges[name] = "low" if float(value) == min(grid) else "high"
+            edges[name] = ("low" if float(value) == min(grid) else "high", len(grid))
     return edges
 
 
@@ -237,11 +245,11 @@ def extensions(problems):
     todo = []
     for problem in problems.values():
         for s in problem["solvers"]:
-            for name, side in s["edges"].items():
+            for name, (side, size) in s["edges"].items():
                 base, params = parse_name(s["chosen"])
                 value = float(params[name]) * (10.0 if side == "high" else 0.1)
-                low, high = STEP_SIZE_RANGE if name == "step_size" else (0, math.inf)
-                if not low <= value <= high:
+                low, high = RANGES.get(name, (0.0, math.inf))
+                if size < MIN_EXTENDED_GRID or not low <= value <= high:
                     continue
                 params[name] = value
                 todo.append((s["label"], name, side, format_name(base, params)))
@@ -268,8 +276,10 @@ def tune_with_extensions(paths, tuned, config=None):
         df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
         problems = tune(df, tuned)
         todo = extensions(problems)
-        for label, name, side, _ in todo:
-            print(f"{label}: {name} chosen at the {side} end of its grid")
+        for problem in problems.values():
+            for s in problem["solvers"]:
+                for name, (side, _) in s["edges"].items():
+                    print(f"{s['label']}: {name} chosen at the {side} end of its grid")
         if config is None or not todo or round_ == MAX_EXTENSIONS:
             return problems, paths
         print("extending by a decade:", ", ".join(n for *_, n in todo))
@@ -329,7 +339,7 @@ def render(problem, source, n_repetitions, tuned):
             )
             continue
         values = ", ".join(f"{k}={v!r}" for k, v in s["values"].items())
-        edge = "".join(f"; {k} at the {v} end" for k, v in s["edges"].items())
+        edge = "".join(f"; {k} at the {v[0]} end" for k, v in s["edges"].items())
         lines.append(
             f"# {s['label']}: {values}, median pooled psnr_val {s['median']:.2f} dB "
             f"over {s['n_runs']} runs; {s['n_configs']} configurations, "
@@ -483,7 +493,8 @@ def main(argv=None):
         print(f"{path}:")
         for s in problem["solvers"]:
             what = "none eligible" if s["chosen"] is None else s["values"]
-            edge = f" (at the {s['edges']} end of its grid)" if s["edges"] else ""
+            edges = ", ".join(f"{k} at the {v[0]} end" for k, v in s["edges"].items())
+            edge = f" ({edges} of its grid)" if edges else ""
             print(f"  {s['label']}: {what}{edge}")
     return written
 

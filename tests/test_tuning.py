@@ -131,9 +131,9 @@ def test_tuner_picks_the_smallest_median_validation_loss_of_eligible_configs():
     assert crr["ISGD[q=0.0]"]["values"] == {"step_size": 10.0}
     # choices at an end of their grid are said so
     assert foe["ISGD[q=0.0]"]["edges"] == {}  # 100 in 10 ... 3000
-    assert foe["ISGD[q=0.5]"]["edges"] == {"step_size": "low"}  # 10 in 10, 100
-    assert foe["stocBiO"]["edges"] == {"step_size": "low"}  # 30 in 30, 100
-    assert crr["ISGD[q=0.0]"]["edges"] == {"step_size": "low"}
+    assert foe["ISGD[q=0.5]"]["edges"] == {"step_size": ("low", 2)}  # 10 in 10, 100
+    assert foe["stocBiO"]["edges"] == {"step_size": ("low", 2)}  # 30 in 30, 100
+    assert crr["ISGD[q=0.0]"]["edges"] == {"step_size": ("low", 2)}
 
 
 def test_tuner_never_reads_the_test_scores():
@@ -148,8 +148,13 @@ def test_tuner_extends_a_grid_chosen_at_its_edge(monkeypatch, tmp_path):
     then again, until the choice is inside; an extension that diverges
     bounds the grid (it is never chosen)."""
     rows = []
+    for step, val in ((0.03, 18.0), (0.1, 19.0), (0.3, 19.5), (1.0, 20.0)):
+        _config(rows, f"BSA[step_size={step}]", [val - 1] * 3)
     for step, val in ((1.0, 20.0), (3.0, 21.0), (10.0, 22.0)):
         _config(rows, f"BSA[step_size={step}]", [val] * 3)
+    # a short second grid at its end is said so, never extended
+    for inner in (0.5, 1.0, 1.9):
+        _config(rows, f"SOBA[outer_ratio=0.5,step_size={inner}]", [20 + inner] * 3)
     first = tmp_path / "tuning-denoising.parquet"
     pd.DataFrame(rows).to_parquet(first)
     # what the extensions would give: 100 is better, 1000 diverges
@@ -168,16 +173,19 @@ def test_tuner_extends_a_grid_chosen_at_its_edge(monkeypatch, tmp_path):
         return path
 
     monkeypatch.setattr(tune, "run_extension", fake_run)
-    problems, paths = tune.tune_with_extensions([first], ("step_size",), "sweep.yml")
+    tuned = ("step_size", "outer_ratio")
+    problems, paths = tune.tune_with_extensions([first], tuned, "sweep.yml")
     assert runs == [[100.0], [1000.0]]
-    (bsa,) = problems[("denoising", "foe")]["solvers"]
+    bsa, soba = problems[("denoising", "foe")]["solvers"]
     assert bsa["values"] == {"step_size": 100.0} and bsa["edges"] == {}
     assert bsa["skipped"] == {"BSA[step_size=1000.0]": ["diverged"]}
+    assert soba["values"]["step_size"] == 1.9
+    assert soba["edges"] == {"step_size": ("high", 3)}
     assert len(paths) == 3
     # without the sweep's config nothing is run, the edge is reported
-    problems, _ = tune.tune_with_extensions([first], ("step_size",))
+    problems, _ = tune.tune_with_extensions([first], tuned)
     assert problems[("denoising", "foe")]["solvers"][0]["edges"] == {
-        "step_size": "high"
+        "step_size": ("high", 6)
     }
 
 
@@ -247,23 +255,30 @@ def test_tuning_configs_give_every_solver_the_same_grid(task):
     config = tune.check_config(path)
     assert config["n-repetitions"] >= 3
     assert config["dataset"] == [task]
-    assert config["objective"][0].startswith("Bilevel imaging[regulariser=foe,")
-    defaults = {s.name: s.parameters["step_size"][0] for s in benchmark().get_solvers()}
+    assert config["objective"] == ["Bilevel imaging[regulariser=foe]"]
     solvers = [tune.parse_name(s) for s in config["solver"]]
     # every built-in solver has its grid; a solver added since may have none
-    # (the tuner then says so and keeps its class default)
-    assert sorted(b for b, _ in solvers) == sorted([*BUILT_IN, "ISGD"])
+    # (the tuner then keeps its class default)
+    assert {b for b, _ in solvers} == set(BUILT_IN)
+    classes = {s.name: s for s in benchmark().get_solvers()}
     for base, params in solvers:
-        steps = params.pop("step_size")
-        assert set(params) <= {"q"}, base  # one fixed variant parameter at most
-        assert len(steps) == 7 and steps == sorted(steps), base
-        assert steps[-1] / steps[0] == pytest.approx(1000.0)  # 3 decades
-        # centred on the defaults before tuning; the class default is now the
-        # tuned value, one of the grid's (configs/best/denoising.yml)
-        assert defaults[base] in steps, base
-        ratios = [b / a for a, b in zip(steps, steps[1:], strict=False)]
-        assert all(2.99 <= r <= 3.34 for r in ratios), base  # ~half decades
-    assert [p.get("q") for b, p in solvers if b == "ISGD"] == [0.0, 0.5]
+        # the main parameter: 7 values over 3 decades, half-decade steps,
+        # centred on the class default
+        main = "outer_ratio" if base in ("SOBA", "AmIGO") else "step_size"
+        values = params.pop(main)
+        assert len(values) == 7 and values == sorted(values), base
+        assert values[-1] / values[0] == pytest.approx(1000.0)
+        ratios = [b / a for a, b in zip(values, values[1:], strict=False)]
+        assert all(2.99 <= r <= 3.34 for r in ratios), base
+        default = classes[base].parameters[main][0]
+        assert values[3] == pytest.approx(default, rel=0.11), base
+        if base in ("SOBA", "AmIGO"):  # the second: the inner step, below 2
+            assert params.pop("step_size") == [0.5, 1.0, 1.9]
+        assert set(params) <= {"q", "acceptance"}, base
+    variants = [(b, p.get("q"), p.get("acceptance")) for b, p in solvers]
+    assert ("ISGD", 0.0, None) in variants and ("ISGD", 0.5, None) in variants
+    assert ("MAID", None, "decrease") in variants
+    assert ("MAID", None, "certified") in variants
 
 
 def test_short_labels_keep_only_what_tells_variants_apart():
