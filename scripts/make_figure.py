@@ -41,6 +41,7 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmark_utils.compare import at_budget, kendall_tau, ranking  # noqa: E402
 from benchmark_utils.plot_utils import (  # noqa: E402
     REFERENCE_STYLES,
     aggregate,
@@ -53,8 +54,6 @@ from benchmark_utils.plot_utils import (  # noqa: E402
     status_tag,
 )
 
-#: statuses of a repetition that ended well (the others are listed apart)
-OK_STATUS = ("ok", "budget")
 #: the two scores of a ranking: per-image mean and pooled test PSNR
 SCORES = {"per-image": "objective_psnr_test", "pooled": "objective_pooled_psnr_test"}
 COST = "cost: lower-level gradients + HVPs (per image)"
@@ -85,50 +84,6 @@ def band_curve(runs, col, budget, x_col="objective_cost"):
         one_curve(rep, x_col, col, budget=budget) for _, rep in runs.groupby("idx_rep")
     ]
     return aggregate([c for c in curves if c is not None])
-
-
-def at_budget(runs, col, budget):
-    """Each repetition's ``col`` at the budget (its last point, interpolated
-    at ``cost == budget``), and whether every repetition ended well."""
-    values, ok = [], True
-    for _, rep in runs.groupby("idx_rep"):
-        curve = one_curve(rep, "objective_cost", col, budget=budget)
-        last = rep.sort_values("stop_val").iloc[-1]
-        ok &= str(last.get("objective_status", "ok")) in OK_STATUS
-        ok &= curve is not None and curve[0][-1] >= 0.95 * (budget or 0)
-        values.append(np.nan if curve is None else float(curve[1][-1]))
-    return np.array(values), bool(ok)
-
-
-def bootstrap_interval(a, b, level=0.9, n_boot=4000, seed=0):
-    """Bootstrap interval of median(a) - median(b) (each resampled apart)."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    da = np.median(rng.choice(a, (n_boot, a.size)), axis=1)
-    db = np.median(rng.choice(b, (n_boot, b.size)), axis=1)
-    tail = (1 - level) / 2
-    return tuple(np.quantile(da - db, [tail, 1 - tail]))
-
-
-def kendall_tau(first, second):
-    """Kendall's tau between two orderings of the same names."""
-    pos = {name: i for i, name in enumerate(second)}
-    pairs = [(p, q) for i, p in enumerate(first) for q in first[i + 1 :]]
-    if not pairs:
-        return float("nan")
-    agree = sum(1 if pos[p] < pos[q] else -1 for p, q in pairs)
-    return agree / len(pairs)
-
-
-def ranking(values):
-    """Names by decreasing median, and for each neighbour pair whether it is
-    a tie (:func:`bootstrap_interval` holds 0)."""
-    names = sorted(values, key=lambda k: -np.median(values[k]))
-    ties = []
-    for p, q in zip(names, names[1:], strict=False):
-        low, high = bootstrap_interval(values[p], values[q])
-        ties.append(low <= 0 <= high)
-    return names, ties
 
 
 def _format(names, ties, values):

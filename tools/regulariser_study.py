@@ -1,20 +1,21 @@
-"""The regulariser study's table (configs/paper/regularisers.yml) from its parquet.
+"""The regulariser study's table (configs/paper/regularisers*.yml) from its runs.
 
-For every task, regulariser and solver: the test PSNR at the budget (median
-over repetitions, at equal cost: each curve is interpolated at the budget),
-the cost and, when the parquet has it, the work needed to reach 99 % of the
-final gain (the first evaluation whose test PSNR is at least
-start + 0.99 (final - start), interpolated linearly between evaluations;
-"99 % of the final value" in dB would be a fixed 1 % of about 28 dB and say
-little), and the noisy input's PSNR and the initial theta's as references.
-No choice is made from these numbers: the table reports test PSNR, the runs'
-settings come from training or validation data (docs/tuning.md).
+For every task, regulariser (with its objective options: filters, boundary)
+and solver: the per-image and the pooled test PSNR at the budget (median over
+repetitions and their range), the initial theta's, the cost and work at which
+the median curve first reaches 99 % of its final gain in per-image PSNR
+(the first evaluation at or above start + 0.99 (final - start), interpolated),
+the solver time plus evaluation time of a run, and the runs that did not end
+well. Below each task's table, every regulariser's margin over ``--against``
+(TV by default) with the bootstrap 90 % interval of the difference of medians
+(``benchmark_utils/compare.py``): a margin whose interval holds 0 is a tie.
+No choice is made from these numbers (the runs' steps come from validation).
 
 Usage::
 
-    python tools/regulariser_study.py outputs/regularisers.parquet [--write]
+    python tools/regulariser_study.py outputs/regularisers-*.parquet [--write]
 
-With ``--write``, the table replaces the ``regulariser-study`` block of
+With ``--write`` the table replaces the ``regulariser-study`` block of
 ``docs/regularisers.md``.
 """
 
@@ -32,126 +33,148 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 from docblock import write_block  # noqa: E402
 
-from benchmark_utils.plot_utils import short_labels  # noqa: E402
+from benchmark_utils.compare import at_budget, bootstrap_interval  # noqa: E402
+from benchmark_utils.plot_utils import (  # noqa: E402
+    aggregate,
+    first_reach,
+    one_curve,
+    run_budget,
+    short_labels,
+)
 
 BLOCK = "regulariser-study"
 PAGE = ROOT / "docs" / "regularisers.md"
-KEYS = ["task", "regulariser", "solver"]
+SCORES = {"per-image": "objective_psnr_test", "pooled": "objective_pooled_psnr_test"}
 
 
-def _value_at(x, y, target):
-    """y interpolated at x = target (the last value past the end)."""
-    if target >= x[-1]:
-        return float(y[-1])
-    return float(np.interp(target, x, y))
+def model_name(objective_name):
+    """``foe (10 filters, mirror)``-like name of an objective's regulariser."""
+    from benchopt.utils.parametrized_name_mixin import _extract_options
+
+    params = _extract_options(objective_name)[2]
+    name = str(params.get("regulariser", "foe"))
+    extra = [f"{params['n_filters']} filters"] if "n_filters" in params else []
+    extra += [str(params[k]) for k in ("boundary", "init") if k in params]
+    if name == "tv":
+        extra = []
+    return f"{name} ({', '.join(extra)})" if extra else name
 
 
-def _cost_to_reach(x, y, level):
-    """First x where the piecewise-linear curve (x, y) reaches ``level``."""
-    above = np.nonzero(y >= level)[0]
-    if above.size == 0:
+def _to_99(runs, budget, x_col):
+    """x at which the median curve first reaches 99 % of its final gain."""
+    curves = [
+        one_curve(rep, x_col, SCORES["per-image"], budget=budget)
+        for _, rep in runs.groupby("idx_rep")
+    ]
+    curves = [c for c in curves if c is not None]
+    if not curves:
         return float("nan")
-    i = int(above[0])
-    if i == 0:
-        return float(x[0])
-    x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
-    return float(x0 + (level - y0) / (y1 - y0) * (x1 - x0))
+    x, y, _, _ = aggregate(curves)
+    return first_reach(x, y, y[0] + 0.99 * (y[-1] - y[0]))
 
 
-def run_rows(df):
-    """One row per run (task, regulariser, solver, repetition)."""
-    df = df.copy()
-    df["task"] = df["dataset_name"].str.split("[").str[0]
-    df["regulariser"] = df["p_obj_regulariser"]
-    df["solver"] = df["solver_name"]
-    has_work = "objective_work" in df
-    rows = []
-    for keys, curve in df.groupby([*KEYS, "idx_rep"], dropna=False):
-        curve = curve.sort_values("objective_cost")
-        budget = float(curve["p_obj_budget"].iloc[0])
-        x = curve["objective_cost"].to_numpy(dtype=float)
-        y = curve["objective_psnr_test"].to_numpy(dtype=float)
-        ok = np.isfinite(y)
-        x, y = x[ok], y[ok]
-        status = (
-            curve["objective_status"].iloc[-1] if "objective_status" in curve else ""
-        )
-        row = dict(zip([*KEYS, "rep"], keys, strict=True))
-        row["status"] = status
-        if x.size == 0:
-            rows.append(row)
-            continue
-        final = _value_at(x, y, budget)
-        start = float(y[0])
-        row["psnr"] = final
-        row["cost99"] = _cost_to_reach(x, y, start + 0.99 * (final - start))
-        if has_work:
-            w = curve["objective_work"].to_numpy(dtype=float)[ok]
-            # work at the same point of the curve as cost99
-            row["work99"] = (
-                float(np.interp(row["cost99"], x, w))
-                if np.isfinite(row["cost99"])
-                else float("nan")
-            )
-        for ref in ("measurement", "init"):
-            col = f"objective_psnr_test_{ref}"
-            if col in curve:
-                row[ref] = float(curve[col].iloc[0])
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _run_seconds(runs):
+    """Median over repetitions of solver time plus evaluation time of a run."""
+    out = []
+    for _, rep in runs.groupby("idx_rep"):
+        last = rep.sort_values("stop_val").iloc[-1]
+        art = last.get("final_results")
+        extra = art.get("eval_seconds", 0.0) if isinstance(art, dict) else 0.0
+        out.append(float(last["time"]) + float(extra))
+    return float(np.median(out))
 
 
 def summarise(df):
-    """Median over repetitions per (task, regulariser, solver)."""
-    runs = run_rows(df)
-    agg = {"psnr": "median", "cost99": "median"}
-    for col in ("work99", "measurement", "init"):
-        if col in runs:
-            agg[col] = "median"
-    table = runs.groupby(KEYS).agg(agg)
-    table["runs"] = runs.groupby(KEYS).size()
-    table["not ok"] = runs.groupby(KEYS)["status"].apply(
-        lambda s: int((~s.isin(["ok", "budget"])).sum())
-    )
-    return table.reset_index()
+    """One row per (task, regulariser, solver), and the per-run scores."""
+    df = df.copy()
+    df["task"] = df["dataset_name"].str.split("[").str[0]
+    df["model"] = df["objective_name"].map(model_name)
+    labels = short_labels(df["solver_name"].unique())
+    rows, values = [], {}
+    for (task, model, solver), runs in df.groupby(["task", "model", "solver_name"]):
+        budget = run_budget(runs)
+        row = dict(task=task, model=model, solver=labels[solver], runs=0)
+        for key, col in SCORES.items():
+            vals, ok = at_budget(runs, col, budget)
+            values[(task, model, labels[solver], key)] = vals
+            row[key] = vals
+            row["ok"] = ok
+            first = runs.sort_values("stop_val").groupby("idx_rep")[col].first()
+            row[f"{key} init"] = float(first.median())
+        row["runs"] = runs["idx_rep"].nunique()
+        statuses = runs.sort_values("stop_val").groupby("idx_rep")["objective_status"]
+        row["not ok"] = int((~statuses.last().isin(["ok", "budget"])).sum())
+        row["cost99"] = _to_99(runs, budget, "objective_cost")
+        row["work99"] = (
+            _to_99(runs, budget, "objective_work")
+            if "objective_work" in runs
+            else float("nan")
+        )
+        row["seconds"] = _run_seconds(runs)
+        ref = runs.get("objective_psnr_test_measurement")
+        row["measurement"] = float(ref.median()) if ref is not None else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows), values
 
 
-def markdown(table):
-    """The README table: one block per task, best PSNR first."""
+def _cell(vals):
+    if len(vals) > 1:
+        return f"{np.median(vals):.2f} [{np.min(vals):.2f}, {np.max(vals):.2f}]"
+    return f"{np.median(vals):.2f}"
+
+
+def _number(value):
+    return "-" if not np.isfinite(value) else f"{value:,.0f}"
+
+
+def markdown(table, values, against="tv"):
+    """The docs table: one block per task, best per-image PSNR first, then
+    each regulariser's margin over ``against`` with its bootstrap interval."""
     lines = []
-    labels = short_labels(table["solver"].unique())
     for task, group in table.groupby("task"):
-        ref = ""
-        if "measurement" in group:
-            ref = f" (noisy input: {group['measurement'].iloc[0]:.2f} dB)"
+        ref = group["measurement"].iloc[0]
         lines += [
-            f"**{task}**{ref}",
+            f"**{task}** (noisy input: {ref:.2f} dB per image)",
             "",
-            "| regulariser | solver | test PSNR (dB) | initial theta (dB) "
-            "| cost to 99 % | work to 99 % | runs (not ok) |",
-            "|---|---|---|---|---|---|---|",
+            "| regulariser | solver | test PSNR per image (median [min, max]) "
+            "| pooled test PSNR | initial theta (per image / pooled) "
+            "| cost to 99 % | work to 99 % | time per run [s] | runs (not ok) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for _, r in group.sort_values("psnr", ascending=False).iterrows():
-            work = (
-                f"{r['work99']:,.0f}" if np.isfinite(r.get("work99", np.nan)) else "-"
-            )
-            init = f"{r['init']:.2f}" if np.isfinite(r.get("init", np.nan)) else "-"
-            name = labels[r["solver"]]
+        group = group.assign(order=group["per-image"].map(np.median))
+        for _, r in group.sort_values("order", ascending=False).iterrows():
             lines.append(
-                f"| {r['regulariser']} | {name} | {r['psnr']:.2f} | {init} "
-                f"| {r['cost99']:,.0f} | {work} | {r['runs']} ({r['not ok']}) |"
+                f"| {r['model']} | {r['solver']} | {_cell(r['per-image'])} "
+                f"| {_cell(r['pooled'])} "
+                f"| {r['per-image init']:.2f} / {r['pooled init']:.2f} "
+                f"| {_number(r['cost99'])} | {_number(r['work99'])} "
+                f"| {r['seconds']:.0f} | {r['runs']} ({r['not ok']}) |"
             )
+        base = [r for _, r in group.iterrows() if r["model"] == against]
+        for _, r in group.iterrows():
+            if not base or r["model"] == against:
+                continue
+            b = base[0]
+            parts = []
+            for key in SCORES:
+                diff = np.median(r[key]) - np.median(b[key])
+                low, high = bootstrap_interval(r[key], b[key])
+                tie = " (a tie)" if low <= 0 <= high else ""
+                parts.append(f"{key} {diff:+.2f} dB [{low:+.2f}, {high:+.2f}]{tie}")
+            lines.append(f"- {r['model']} - {against}: " + "; ".join(parts))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("parquet")
+    parser.add_argument("parquet", nargs="+")
+    parser.add_argument("--against", default="tv")
     parser.add_argument("--write", action="store_true", help=f"rewrite {PAGE.name}")
     args = parser.parse_args(argv)
-    table = summarise(pd.read_parquet(args.parquet))
-    block = markdown(table)
+    df = pd.concat([pd.read_parquet(p) for p in args.parquet], ignore_index=True)
+    table, values = summarise(df)
+    block = markdown(table, values, args.against)
     print(block)
     if args.write:
         write_block(PAGE, BLOCK, block)
