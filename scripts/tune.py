@@ -168,7 +168,7 @@ def tune(df, tuned=("step_size",)):
         ["dataset_name", "objective_name"], sort=True
     ):
         task = parse_name(dataset)[0]
-        reg = parse_name(objective)[1].get("regulariser", DEFAULT_REGULARISER)
+        reg = model_key(objective)
         if (task, reg) in problems:
             old = problems[(task, reg)]
             raise ValueError(
@@ -303,6 +303,14 @@ def short_labels(keys):
     return labels
 
 
+def model_key(objective):
+    """The regulariser of an objective name, with its filter count when the
+    name sets one (``foe``, ``foe-48``, ``crr-32``, ``tv``)."""
+    params = parse_name(objective)[1]
+    reg = str(params.get("regulariser", DEFAULT_REGULARISER))
+    return f"{reg}-{int(params['n_filters'])}" if "n_filters" in params else reg
+
+
 def config_path(out, task, regulariser):
     """``<out>/<task>.yml`` (FoE) or ``<out>/<task>-<regulariser>.yml``."""
     stem = task if regulariser == DEFAULT_REGULARISER else f"{task}-{regulariser}"
@@ -315,7 +323,15 @@ def _clean_name(name):
     return format_name(base, {k: _scalar(v) for k, v in params.items()})
 
 
-def render(problem, source, n_repetitions, tuned):
+def _with_budget(objective, budget):
+    """``objective`` with its ``budget`` set (None: unchanged)."""
+    if budget is None:
+        return objective
+    base, params = parse_name(objective)
+    return format_name(base, {**params, "budget": int(budget)})
+
+
+def render(problem, source, n_repetitions, tuned, budget=None):
     """Text of the config file of one (task, regulariser)."""
     lines = [
         "# Tuned solvers, written by scripts/tune.py: do not edit by hand.",
@@ -330,6 +346,8 @@ def render(problem, source, n_repetitions, tuned):
         "#   benchopt run . --config <this file>",
         "#",
     ]
+    if budget is not None:
+        lines.insert(-2, f"# Tuned at the sweep's budget, written to run at {budget}.")
     chosen = []
     for s in problem["solvers"]:
         if s["chosen"] is None:
@@ -351,7 +369,7 @@ def render(problem, source, n_repetitions, tuned):
         "max-runs": 100,
         "no-timeout": True,
         "dataset": [_clean_name(problem["dataset"])],
-        "objective": [_clean_name(problem["objective"])],
+        "objective": [_clean_name(_with_budget(problem["objective"], budget))],
         "solver": chosen,
     }
     text = yaml.safe_dump(body, sort_keys=False, width=1000, allow_unicode=True)
@@ -465,6 +483,12 @@ def main(argv=None):
         "end of its grid a decade further out, until none is",
     )
     parser.add_argument("--n-repetitions", type=int, default=5)
+    parser.add_argument(
+        "--budget",
+        type=int,
+        help="the budget of the written configs (default: the sweep's; a "
+        "study tuned at a smaller budget runs the chosen values at this one)",
+    )
     args = parser.parse_args(argv)
     if args.n_repetitions < 1:
         parser.error("--n-repetitions must be >= 1")
@@ -486,6 +510,7 @@ def main(argv=None):
                 ", ".join(Path(p).name for p in paths),
                 args.n_repetitions,
                 args.tuned,
+                args.budget,
             )
         )
         check_config(path)

@@ -224,6 +224,20 @@ def test_tuner_writes_configs_that_benchopt_accepts(tmp_path):
     ]
     crr = tune.check_config(tmp_path / "best" / "denoising-crr.yml")
     assert crr["solver"] == ["ISGD[q=0.0,step_size=10.0]"]
+    # a study tuned at a small budget writes its configs at another one
+    tune.main([str(parquet), "--out", str(tmp_path / "big"), "--budget", "5000"])
+    big = tune.check_config(tmp_path / "big" / "denoising.yml")
+    assert big["objective"] == [FOE.replace(f"budget={BUDGET}", "budget=5000")]
+    assert big["solver"] == config["solver"]
+
+
+def test_models_with_filter_counts_are_tuned_apart():
+    df = hand_made()
+    other = df[df["objective_name"] == FOE].copy()
+    other["objective_name"] = f"Bilevel imaging[budget={BUDGET},n_filters=48]"
+    problems = tune.tune(pd.concat([df, other]))
+    assert ("denoising", "foe-48") in problems and ("denoising", "foe") in problems
+    assert tune.config_path("out", "denoising", "foe-48").name == "denoising-foe-48.yml"
 
 
 def test_check_config_can_fail(tmp_path):
