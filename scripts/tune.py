@@ -63,6 +63,8 @@ RUN = ["dataset_name", "objective_name", "solver_name", "idx_rep"]
 MIN_COST_FRACTION = 0.95
 #: the regulariser whose file is ``<task>.yml``
 DEFAULT_REGULARISER = "foe"
+#: the objective's default filter count (a model key names any other)
+DEFAULT_N_FILTERS = 8
 PROTOCOL = "docs/tuning.md, 'Tuning protocol'"
 _PLAIN = re.compile(r"[A-Za-z0-9_.+-]*")
 
@@ -305,10 +307,14 @@ def short_labels(keys):
 
 def model_key(objective):
     """The regulariser of an objective name, with its filter count when the
-    name sets one (``foe``, ``foe-48``, ``crr-32``, ``tv``)."""
+    name sets one other than the objective's default (``foe``, ``foe-48``,
+    ``crr-32``, ``tv``)."""
     params = parse_name(objective)[1]
     reg = str(params.get("regulariser", DEFAULT_REGULARISER))
-    return f"{reg}-{int(params['n_filters'])}" if "n_filters" in params else reg
+    n_filters = params.get("n_filters", DEFAULT_N_FILTERS)
+    if reg == "tv" or int(n_filters) == DEFAULT_N_FILTERS:
+        return reg
+    return f"{reg}-{int(n_filters)}"
 
 
 def config_path(out, task, regulariser):

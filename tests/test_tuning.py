@@ -238,6 +238,10 @@ def test_models_with_filter_counts_are_tuned_apart():
     problems = tune.tune(pd.concat([df, other]))
     assert ("denoising", "foe-48") in problems and ("denoising", "foe") in problems
     assert tune.config_path("out", "denoising", "foe-48").name == "denoising-foe-48.yml"
+    assert tune.model_key("Bilevel imaging[n_filters=8,regulariser=foe]") == "foe"
+    assert tune.model_key("Bilevel imaging[n_filters=8,regulariser=tv]") == "tv"
+    objective = benchmark().get_benchmark_objective()
+    assert tune.DEFAULT_N_FILTERS == objective.parameters["n_filters"][0]
 
 
 def test_check_config_can_fail(tmp_path):
