@@ -1,146 +1,225 @@
-"""Summarise the schedule study (configs/schedules.yml) from its parquet.
+"""The schedule study (configs/schedules.yml) of the second ISGD paper: claims.
 
-For every problem (dataset x regulariser) and every ISGD arm (optimizer,
-schedule kind, accuracy decay p, step decay q), prints the test PSNR reached
-at fixed costs (that of the last evaluation whose cost is at most the given
-cost: the theta a user would hold after spending it; NaN when the curve has
-no point there), the test PSNR at the evaluation with the best validation
-PSNR within the budget (early stopping chosen on validation images, never on
-test ones: docs/data.md), and whether the run
-diverged or was cut short (timeout) before the budget. Then, averaged over
-problems, the PSNR at the budget by accuracy schedule (p) and by step
-schedule (q), for the SGD arms with polynomial decays: the spread across p
-(q fixed) against the spread across q (p fixed) tests the paper's finding
-that the accuracy schedule matters more than the step schedule (Salehi et
-al., arXiv 2511.06774).
+Reads the step sweep (one repetition per base step and arm, budget 16,000)
+and the runs of each arm at its tuned step (3 repetitions at the study's
+budget), and decides, for every problem (task x regulariser), the paper's
+three claims (Salehi et al., arXiv 2511.06774):
 
-Usage::
+1. **decreasing steps improve stability**: the share of the base steps of
+   the sweep whose run failed (diverged, collapsed, stalled, timed out), for
+   the fixed step (q = 0) against the decreasing one (q = 0.5), both at
+   p = 0.5: holds when it is smaller for q = 0.5, does not when larger;
+2. **the accuracy schedule matters more than the step schedule**: the range
+   of the tuned arms' median final test PSNR over p in {0, 0.5, 1} (at
+   q = 0.5) against the range over q in {0, 0.5} (at p = 0.5): holds when
+   the p range is the larger and its two ends are not a tie (bootstrap 90 %
+   interval of their difference holds 0), does not hold when the q range is
+   the larger and not a tie, else a tie;
+3. **Adam helps**: Adam against SGD at p = q = 0.5, both tuned: holds when
+   the interval of the difference is above 0, does not hold when below.
 
-    python tools/schedule_study.py [outputs/schedule_study.parquet]
-        [--fractions 0.25 0.5 1.0]
+Scores are per-image test PSNR at the budget (the paper's figure); the
+pooled PSNR is printed beside. Usage::
+
+    python tools/schedule_study.py outputs/schedules-tuning*.parquet \\
+        --final outputs/sched-*.parquet [--write] [-o docs/schedules.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import pandas as pd
+import matplotlib
 
-DEFAULT = Path(__file__).resolve().parents[1] / "outputs" / "schedule_study.parquet"
-ARM = ["p_solver_optimizer", "p_solver_schedule", "p_solver_p", "p_solver_q"]
-PROBLEM = ["dataset_name", "p_obj_regulariser"]
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
-def psnr_at(curve, cost, tolerance=0.05):
-    """Test PSNR of the last evaluation with cost <= ``cost`` (1 + tolerance).
+from docblock import write_block  # noqa: E402
 
-    The tolerance absorbs the overshoot of the step that reaches a cost
-    checkpoint. NaN when the run stopped (timeout) before ``cost``.
-    """
-    x = curve["objective_cost"].to_numpy(dtype=float)
-    y = curve["objective_psnr_test"].to_numpy(dtype=float)
-    if x.size == 0 or x.max() < cost * (1 - tolerance):
-        return float("nan")
-    within = x <= cost * (1 + tolerance)
-    return float(y[within][-1])
+from benchmark_utils.compare import (  # noqa: E402
+    OK_STATUS,
+    at_budget,
+    bootstrap_interval,
+)
+from benchmark_utils.plot_utils import aggregate, one_curve, run_budget  # noqa: E402
 
-
-def _at_best_val(curve):
-    """Test PSNR at the evaluation of largest validation PSNR (NaN if none)."""
-    if "objective_psnr_val" not in curve.columns:
-        return float("nan")  # a parquet from before the validation set
-    val = curve["objective_psnr_val"].astype(float)
-    if not val.notna().any():
-        return float("nan")
-    return float(curve["objective_psnr_test"].loc[val.idxmax()])
+BLOCK = "paper-schedules"
+PAGE = ROOT / "docs" / "paper.md"
+SCORE, POOLED = "objective_psnr_test", "objective_pooled_psnr_test"
 
 
-def summarise(df, fractions):
-    """One row per (problem, arm): PSNR at fixed costs, best, flags."""
+def arm(row):
+    """Arm label of a run: ``sgd p=0.5 q=0`` (poly) or ``sgd log p=1 q=1``."""
+    opt = str(row.get("p_solver_optimizer", "sgd"))
+    kind = str(row.get("p_solver_schedule", "poly"))
+    p, q = float(row["p_solver_p"]), float(row["p_solver_q"])
+    log = " log" if kind == "log" else ""
+    return f"{opt}{log} p={p:g} q={q:g}"
+
+
+def problem(row):
+    task = str(row["dataset_name"]).split("[")[0]
+    return f"{task}, {row['p_obj_regulariser']}"
+
+
+def _tag(df):
     df = df.copy()
-    df["dataset_name"] = df["dataset_name"].str.split("[").str[0]
-    rows = []
-    for keys, curve in df.groupby(PROBLEM + ARM + ["idx_rep"], dropna=False):
-        curve = curve.sort_values("objective_cost")
-        budget = float(curve["p_obj_budget"].iloc[0])
-        row = dict(zip(PROBLEM + ARM + ["rep"], keys, strict=True))
-        for frac in fractions:
-            row[f"psnr@{frac:g}"] = psnr_at(curve, frac * budget)
-        within = curve[curve["objective_cost"] <= budget * 1.05]
-        row["at_best_val"] = _at_best_val(within)
-        row["start"] = float(curve["objective_psnr_test"].iloc[0])
-        row["last"] = float(curve["objective_psnr_test"].iloc[-1])
-        row["final_cost"] = int(curve["objective_cost"].iloc[-1])
-        row["steps"] = int(curve["objective_n_outer"].iloc[-1])
-        row["diverged"] = int(curve["objective_diverged"].max())
-        row["cut"] = int(curve["objective_cost"].iloc[-1] < 0.95 * budget)
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    return out.rename(
-        columns={
-            "dataset_name": "task",
-            "p_obj_regulariser": "reg",
-            "p_solver_optimizer": "opt",
-            "p_solver_schedule": "kind",
-            "p_solver_p": "p",
-            "p_solver_q": "q",
-        }
-    )
+    df["arm"] = df.apply(arm, axis=1)
+    df["problem"] = df.apply(problem, axis=1)
+    return df
+
+
+def stability(sweep):
+    """{(problem, arm): (failed steps, steps)} of the sweep."""
+    out = {}
+    for (prob, name), runs in sweep.groupby(["problem", "arm"]):
+        last = runs.sort_values("stop_val").groupby("solver_name").tail(1)
+        failed = int((~last["objective_status"].isin(OK_STATUS)).sum())
+        out[(prob, name)] = (failed, len(last))
+    return out
+
+
+def finals(final):
+    """{(problem, arm): dict(psnr, pooled arrays, ok, step)} of the tuned runs."""
+    out = {}
+    for (prob, name), runs in final.groupby(["problem", "arm"]):
+        budget = run_budget(runs)
+        psnr, ok = at_budget(runs, SCORE, budget)
+        pooled, _ = at_budget(runs, POOLED, budget)
+        step = float(runs["p_solver_step_size"].iloc[0])
+        out[(prob, name)] = dict(psnr=psnr, pooled=pooled, ok=ok, step=step)
+    return out
+
+
+def _range(res, arms):
+    """Range of the medians over ``arms`` and the bootstrap interval of the
+    difference between its two ends."""
+    got = {a: res[a]["psnr"] for a in arms if a in res}
+    if len(got) < 2:
+        return float("nan"), (0.0, 0.0)
+    order = sorted(got, key=lambda a: np.median(got[a]))
+    lo, hi = got[order[0]], got[order[-1]]
+    return float(np.median(hi) - np.median(lo)), bootstrap_interval(hi, lo)
+
+
+def claims(stab, res):
+    """Markdown: the arms' table and the claims' table per problem."""
+    problems = sorted({p for p, _ in res} | {p for p, _ in stab})
+    lines = [
+        "| problem | arm | tuned step | test PSNR per image | pooled "
+        "| failed steps in the sweep |",
+        "|---|---|---|---|---|---|",
+    ]
+    for prob in problems:
+        for (p, name), r in sorted(res.items()):
+            if p != prob:
+                continue
+            failed, n = stab.get((p, name), (0, 0))
+            v, w = r["psnr"], r["pooled"]
+            mark = "" if r["ok"] else " (a run did not end well)"
+            lines.append(
+                f"| {prob} | {name} | {r['step']:g} | {np.median(v):.2f} "
+                f"[{np.min(v):.2f}, {np.max(v):.2f}]{mark} | {np.median(w):.2f} "
+                f"| {failed} of {n} |"
+            )
+    lines += [
+        "",
+        "| problem | 1: decreasing steps more stable "
+        "| 2: accuracy schedule matters more | 3: Adam helps |",
+        "|---|---|---|---|",
+    ]
+    for prob in problems:
+        r = {name: v for (p, name), v in res.items() if p == prob}
+        s = {name: v for (p, name), v in stab.items() if p == prob}
+        fixed, decr = s.get("sgd p=0.5 q=0"), s.get("sgd p=0.5 q=0.5")
+        if fixed and decr:
+            f_rate, d_rate = fixed[0] / fixed[1], decr[0] / decr[1]
+            verdict = (
+                "holds"
+                if d_rate < f_rate
+                else "does not hold"
+                if d_rate > f_rate
+                else "tie"
+            )
+            one = (
+                f"{verdict}: failed {decr[0]}/{decr[1]} (q=0.5) "
+                f"vs {fixed[0]}/{fixed[1]} (q=0)"
+            )
+        else:
+            one = "-"
+        dp, p_ends = _range(r, [f"sgd p={p:g} q=0.5" for p in (0, 0.5, 1)])
+        dq, q_ends = _range(r, [f"sgd p=0.5 q={q:g}" for q in (0, 0.5)])
+        if dp > dq and not p_ends[0] <= 0 <= p_ends[1]:
+            two = "holds"
+        elif dq > dp and not q_ends[0] <= 0 <= q_ends[1]:
+            two = "does not hold"
+        else:
+            two = "tie"
+        two = f"{two}: range over p {dp:.2f} dB, over q {dq:.2f} dB"
+        adam, sgd = r.get("adam p=0.5 q=0.5"), r.get("sgd p=0.5 q=0.5")
+        if adam and sgd:
+            low, high = bootstrap_interval(adam["psnr"], sgd["psnr"])
+            diff = np.median(adam["psnr"]) - np.median(sgd["psnr"])
+            verdict = "holds" if low > 0 else "does not hold" if high < 0 else "tie"
+            three = f"{verdict}: {diff:+.2f} dB [{low:+.2f}, {high:+.2f}]"
+        else:
+            three = "-"
+        lines.append(f"| {prob} | {one} | {two} | {three} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(final, path):
+    """Test PSNR against cost of every tuned arm, one panel per problem."""
+    problems = sorted(final["problem"].unique())
+    fig, axes = plt.subplots(1, len(problems), figsize=(4.8 * len(problems), 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, prob in zip(axes, problems, strict=True):
+        sub = final[final["problem"] == prob]
+        budget = run_budget(sub)
+        for name, runs in sub.groupby("arm"):
+            curves = [
+                one_curve(rep, "objective_cost", SCORE, budget=budget)
+                for _, rep in runs.groupby("idx_rep")
+            ]
+            curves = [c for c in curves if c is not None]
+            if curves:
+                x, med, low, high = aggregate(curves)
+                (line,) = ax.plot(x, med, label=name, lw=1.4)
+                if low is not None:
+                    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12)
+        ax.set_title(prob)
+        ax.set_xlabel("cost (per image)", fontsize=8)
+        ax.set_ylabel("test PSNR [dB]")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("parquet", nargs="?", default=str(DEFAULT))
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    parser.add_argument("sweep", nargs="+")
+    parser.add_argument("--final", nargs="+", required=True)
+    parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "schedules.png"))
+    parser.add_argument("--write", action="store_true", help=f"rewrite {PAGE.name}")
     args = parser.parse_args(argv)
-    df = pd.read_parquet(args.parquet)
-    table = summarise(df, args.fractions)
-    last = f"psnr@{args.fractions[-1]:g}"
-    pd.set_option("display.width", 160)
-    pd.set_option("display.max_rows", 500)
-    for (task, reg), group in table.groupby(["task", "reg"]):
-        print(f"\n== {task}, {reg}: test PSNR (dB) at fractions of the cost budget")
-        group = group.sort_values(last, ascending=False, na_position="last")
-        cols = ["opt", "kind", "p", "q", *[c for c in group if c.startswith("psnr@")]]
-        cols += ["at_best_val", "start", "last", "steps", "final_cost", "diverged"]
-        cols += ["cut"]
-        print(group[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    sgd = table[(table["opt"] == "sgd") & (table["kind"] == "poly")].copy()
-    if not sgd.empty:
-        # a run cut short (timeout) before the budget, typically one that blew
-        # up, keeps the PSNR of its last evaluation
-        sgd[last] = sgd[last].fillna(sgd["last"])
-        print(
-            f"\n== SGD, polynomial decays: {last} averaged over the problems "
-            "(cut runs: their last PSNR)"
-        )
-        grid = sgd.pivot_table(index="p", columns="q", values=last, aggfunc="mean")
-        print(grid.to_string(float_format=lambda v: f"{v:.2f}"))
-        per_problem = sgd.groupby(["task", "reg"])
-
-        def spread(group, fixed):
-            """Mean over the values of ``fixed`` (with >= 2 arms) of max - min."""
-            ranges = [
-                sub[last].max() - sub[last].min()
-                for _, sub in group.groupby(fixed)
-                if len(sub) >= 2
-            ]
-            return sum(ranges) / len(ranges) if ranges else float("nan")
-
-        spread_p = per_problem.apply(lambda g: spread(g, "q"))
-        spread_q = per_problem.apply(lambda g: spread(g, "p"))
-        print(
-            "\nmean spread (dB) of",
-            last,
-            "across p at fixed q, and across q at fixed p:",
-        )
-        print(
-            pd.DataFrame({"across p": spread_p, "across q": spread_q}).to_string(
-                float_format=lambda v: f"{v:.2f}"
-            )
-        )
-    return table
+    read = [pd.read_parquet(p) for p in args.sweep]
+    sweep = _tag(pd.concat(read, ignore_index=True))
+    final = _tag(pd.concat([pd.read_parquet(p) for p in args.final], ignore_index=True))
+    text = claims(stability(sweep), finals(final))
+    print(text)
+    print("figure:", figure(final, args.output))
+    if args.write:
+        write_block(PAGE, BLOCK, text)
+    return text
 
 
 if __name__ == "__main__":
