@@ -1,41 +1,14 @@
 """One place that picks how the regularisers' correlations are computed.
 
-Every filter bank of the convolutional regularisers (FoE, CRR, ICNN; see
-``docs/maths.md`` section 2) is a zero-padded cross-correlation
-``K x = conv2d(x, kernel, padding=p)`` and its exact adjoint
-``K^T u = conv_transpose2d(u, kernel, padding=p)``. This module computes the
-pair with the fastest backend measured for the shape and device
-(``docs/speed.md``, section "Convolution backend"):
-
-``"nnpack"``
-    ``torch._nnpack_spatial_convolution`` (CPU, float32, no autograd). The
-    adjoint is the same layer applied to the flipped, transposed kernel with
-    padding ``S - 1 - p``, which is ``conv_transpose2d`` exactly (a
-    re-indexing of the same sums; only the rounding differs).
-``"torch"``
-    ``F.conv2d`` and ``F.conv_transpose2d`` (oneDNN on CPU, cuDNN on CUDA).
-``"flip"``
-    ``F.conv2d`` for both, the adjoint with the flipped, transposed kernel
-    (the implementation before this module).
-
-Rule (``"auto"``, measured in ``docs/speed.md``): on CUDA, or when autograd
-or a ``torch.func`` transform records the call, or for a dtype other than
-float32, ``"torch"``; otherwise on the CPU the adjoint is always NNPACK and
-the forward correlation is NNPACK for at most :data:`NNPACK_OUT_PER_IN`
-output channels per input channel (oneDNN's forward is faster for wide
-filter banks on few input channels). The rule
-reads only shapes, dtype, device and the autograd state, so a given call
-always takes the same backend: results are deterministic run to run.
-
-Safe fallback: NNPACK is a private operator. It is probed once (a small
-correlation checked against ``F.conv2d``); if the probe or any later call
-raises ``RuntimeError``, NNPACK is switched off for the process with one
-warning and ``"torch"`` is used instead.
-
-Forcing a backend (tests, timing): set the environment variable
-``BILEVEL_CONV_BACKEND`` to ``auto``, ``nnpack``, ``torch`` or ``flip``
-before import, or call :func:`set_backend`. A forced ``"nnpack"`` still uses
-``"torch"`` where NNPACK cannot run (float64, CUDA, autograd).
+Every filter bank of FoE, CRR and ICNN is a zero-padded cross-correlation
+``conv2d(x, kernel, padding=p)`` and its exact adjoint ``conv_transpose2d``
+(``docs/maths.md`` section 2). :func:`correlate` and :func:`correlate_t`
+compute the pair with the backend measured fastest for the shape, dtype,
+device and autograd state (``"nnpack"``, ``"torch"``: oneDNN or cuDNN,
+``"flip"``), so a call always takes the same backend; the rule, the
+measurements, the one-time NNPACK probe with its fallback to ``"torch"`` and
+how to force a backend (``BILEVEL_CONV_BACKEND``, :func:`set_backend`) are in
+``docs/speed.md``, "Convolution backend".
 """
 
 from __future__ import annotations

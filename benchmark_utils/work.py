@@ -1,30 +1,10 @@
-"""The work unit: every oracle priced in lower-level gradient-equivalents.
+"""The work axis: every oracle priced in lower-level gradient-equivalents.
 
-``docs/maths.md`` section 3. ``cost = ll_grad + hvp`` is the papers' axis and
-stays; ``work`` prices *every* oracle call by an analytic count of the
-floating-point operations of the convolutions, FFTs and pixelwise passes it
-runs, relative to one lower-level gradient of the same image:
-
-    w(oracle) = flops(oracle) / flops(ll_grad),   so w(ll_grad) = 1.
-
-flops(ll_grad) = regulariser gradient + A^T A x + the two pixelwise passes
-that subtract A^T y and add mu x. A Hessian-vector product is the
-regulariser's HVP plus A^T A v; building the Hessian operator (which caches
-the curvature at x) and the mixed product J^T q run regulariser work only;
-the upper-level gradient is pixelwise. Each regulariser declares its own
-counts (:meth:`~benchmark_utils.regularisers.base.Regulariser.work_flops`),
-each forward operator its A^T A (:func:`ata_flops`).
-
-Counting rules (one image, FLOPs): a correlation with an (O, I, S, S) kernel
-giving an H' x W' response costs 2 O I S^2 H' W' (its adjoint the same); a
-real 2-D FFT of C channels on H x W costs 2.5 C H W log2(H W); a pixelwise
-operation 1 per value and step. Reverse-mode autograd through a computation
-costs its forward pass plus about twice it backward (one pass for the input
-gradient and one for the filter gradient of every correlation): 5 passes
-for a mixed product that differentiates a 2-pass gradient.
-
-These are counts, not timings: ``tools/work_weights.py`` compares them
-with measured CPU time per call.
+w(oracle) = flops(oracle) / flops(ll_grad) (``docs/maths.md`` (3.2) and
+section 3.3: the counting rules for correlations, FFTs, pixelwise passes and
+reverse-mode autograd). Each regulariser declares its counts
+(``work_flops``), each forward operator its A^T A (:func:`ata_flops`);
+``tools/work_weights.py`` compares the weights with measured CPU time.
 """
 
 from __future__ import annotations

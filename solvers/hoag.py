@@ -2,47 +2,10 @@
 
 Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016
 (Algorithm 1 and the step-size heuristic of its section 3); the baseline of
-the MAID paper (arXiv 2308.10098). ``docs/maths.md`` sections 4-5.
-
-Step k on ALL training images (:class:`~benchmark_utils.full_batch.FullBatchSolver`),
-with a decreasing accuracy eps_k:
-
-1. lower level to ||grad_x E_i(x~_i)|| <= eps_k (warm-started per image);
-2. conjugate gradient on H_i q_i = grad l_i(x~_i) to the relative residual
-   ||r_i|| / ||grad l_i(x~_i)|| <= delta_k = delta_ratio eps_k (warm-started;
-   HOAG's CG tolerance is eps_k times the right-hand side's norm, and ISGD
-   uses the same relative residual);
-3. p_k = z = -1/n sum_i J_i^T q_i; theta_{k+1} = P(theta_k - alpha_k z).
-
-Accuracy schedule (``tolerance_decrease``, :func:`hoag_accuracy`), k = 0, 1, ...:
-``geometric`` eps_k = eps0 factor^k (the paper's "exponential", factor 0.9),
-``quadratic`` eps_k = eps0 / (k+1)^2, ``cubic`` eps_k = eps0 / (k+1)^3;
-eps_k is floored as described in :mod:`benchmark_utils.full_batch`.
-
-Step size (the heuristic of the paper, L_k = 1 / alpha_k). At step k >= 1,
-with g_k = mean_i l_i(x~_i) at theta_k, c_k the certified half-width of the
-bracket of f(theta_k) (:func:`benchmark_utils.maid_bounds.loss_error`) and
-Delta = theta_k - theta_{k-1}:
-
-- g_k - c_k <= g_{k-1} + c_{k-1} - ||Delta||^2 / (2 alpha_{k-1}) (sufficient
-  decrease up to the tolerances): alpha <- alpha / 0.95;
-- otherwise, if g_k <= g_{k-1}: alpha unchanged;
-- otherwise (the loss went up): alpha <- alpha / 2.
-
-The step is always taken (no backtracking), as in HOAG.
-
-Adaptation. HOAG measures both tolerances relative to initial norms and
-writes the tolerance slack of the step rule as eps_k (plus eps_{k-1} ||Delta||
-in its code). Here the lower-level tolerance is an absolute gradient norm (as
-for ISGD and MAID: one scale for all solvers), the CG tolerance is relative to
-the current ||grad l_i|| (as ISGD), the slack is the certified bracket of f
-(same units as f), and the paper's initial L (from the first hypergradient
-norm times the dimension) is replaced by the parameter ``step_size``.
-
-Budget: a step that would pass the budget is cut by the oracles within one
-call on the batch and discarded (``docs/limits.md``). How the defaults were
-chosen:
-``docs/tuning.md``. Information along the curve (:meth:`Solver.info`): step
+the MAID paper (arXiv 2308.10098). The step, the accuracy schedules
+(:func:`hoag_accuracy`), the heuristic and how they are adapted here:
+``docs/maths.md`` section 5.3. A step that would pass the budget is cut by
+the oracles and discarded (``docs/limits.md``); ``info`` reports the step
 size, eps_k, delta_k (relative) and the last step-size change (+1, 0, -1).
 """
 
