@@ -13,7 +13,7 @@ class Solver(RatioStepSolver):
     name = "AmIGO"
     # step_size, outer_ratio: docs/tuning.md (validation scores only)
     parameters = stochastic_parameters(
-        step_size=1.9, outer_ratio=0.002, n_inner=30, n_linear=10
+        step_size=1.9, outer_ratio=0.0006, n_inner=30, n_linear=10
     )
     test_config = {"batch_size": 2, "n_inner": 2, "n_linear": 2}
 

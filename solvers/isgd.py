@@ -35,7 +35,7 @@ from benchmark_utils.solver_ranges import (
 class Solver(BilevelSolver):
     name = "ISGD"
     # step_size: tuned on the three default problems by the protocol of
-    # docs/tuning.md (validation PSNR only; scripts/tune.py --defaults)
+    # docs/tuning.md (validation loss only; scripts/tune.py --defaults)
     parameters = {
         "step_size": [1000.0],
         "q": [0.0, 0.5],

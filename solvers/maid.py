@@ -36,7 +36,7 @@ class Solver(FullBatchSolver):
     #: consecutive rounds without an accepted step after which the run stalls
     MAX_REJECTED_ROUNDS = 10
     # step_size: tuned on the three default problems by the protocol of
-    # docs/tuning.md (validation PSNR only; scripts/tune.py --defaults)
+    # docs/tuning.md (validation loss only; scripts/tune.py --defaults)
     parameters = {
         "step_size": [1000.0],
         "acceptance": ["decrease"],

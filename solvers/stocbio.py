@@ -30,7 +30,7 @@ from benchmark_utils.stochastic import DoublyStochasticSolver, stochastic_parame
 class Solver(DoublyStochasticSolver):
     name = "stocBiO"
     # step_size: tuned on the three default problems by the protocol of
-    # docs/tuning.md (validation PSNR only; scripts/tune.py --defaults)
+    # docs/tuning.md (validation loss only; scripts/tune.py --defaults)
     parameters = stochastic_parameters(step_size=300.0, n_inner=20, n_neumann=10)
     test_config = {"batch_size": 2, "n_inner": 2, "n_neumann": 2}
 
