@@ -137,6 +137,16 @@ def aggregate(curves, quantiles=QUANTILES):
     return grid, median, low, high
 
 
+def band_curve(runs, x_col, y_col, budget=None):
+    """Median and 20-80 % band over the repetitions of ``runs`` of ``y_col``
+    against ``x_col``, each cut at the budget (:func:`one_curve`,
+    :func:`aggregate`); None when no repetition has a point."""
+    reps = runs.groupby("idx_rep")
+    curves = [one_curve(rep, x_col, y_col, budget) for _, rep in reps]
+    curves = [c for c in curves if c is not None]
+    return aggregate(curves) if curves else None
+
+
 def split_name(name):
     """``"Base[k1=v1,k2=v2]"`` -> ``("Base", {"k1": "v1", "k2": "v2"})``
     (values as written; commas inside brackets do not split)."""

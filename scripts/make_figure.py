@@ -44,9 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark_utils.compare import at_budget, kendall_tau, ranking  # noqa: E402
 from benchmark_utils.plot_utils import (  # noqa: E402
     REFERENCE_STYLES,
-    aggregate,
+    band_curve,
     mpl_style,
-    one_curve,
     reference_values,
     run_budget,
     short_labels,
@@ -76,14 +75,6 @@ PANELS = (
     ),
     ("objective_cost", "objective_value", "train loss (MSE)", "log", COST),
 )
-
-
-def band_curve(runs, col, budget, x_col="objective_cost"):
-    """Median, 20 % and 80 % quantiles over the repetitions of ``col``."""
-    curves = [
-        one_curve(rep, x_col, col, budget=budget) for _, rep in runs.groupby("idx_rep")
-    ]
-    return aggregate([c for c in curves if c is not None])
 
 
 def _format(names, ties, values):
@@ -211,7 +202,7 @@ def main(argv=None):
             label = labels[solver] + status_tag(runs)
             for i, (x_col, col, ylabel, scale, xlabel) in enumerate(panels):
                 ax = axes[i, j]
-                x, median, low, high = band_curve(runs, col, budget, x_col)
+                x, median, low, high = band_curve(runs, x_col, col, budget)
                 style = mpl_style(styles[solver], len(x))
                 (line,) = ax.plot(x, median, label=label, **style)
                 if low is not None:

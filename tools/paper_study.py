@@ -38,7 +38,7 @@ from docblock import write_block  # noqa: E402
 
 from benchmark_utils.compare import at_budget, bootstrap_interval  # noqa: E402
 from benchmark_utils.plot_utils import (  # noqa: E402
-    aggregate,
+    band_curve,
     mpl_style,
     one_curve,
     run_budget,
@@ -177,14 +177,10 @@ def figure(df, path):
         budget = run_budget(sub)
         for solver, runs in sub.groupby("solver_name"):
             for i, (col, ylabel, scale) in enumerate(PANELS):
-                curves = [
-                    one_curve(rep, "objective_cost", col, budget=budget)
-                    for _, rep in runs.groupby("idx_rep")
-                ]
-                curves = [c for c in curves if c is not None]
-                if not curves:
+                band = band_curve(runs, "objective_cost", col, budget)
+                if band is None:
                     continue
-                x, med, low, high = aggregate(curves)
+                x, med, low, high = band
                 ax = axes[i, j]
                 (line,) = ax.plot(
                     x, med, label=labels[solver], **mpl_style(styles[solver], len(x))

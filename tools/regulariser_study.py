@@ -35,9 +35,8 @@ from docblock import write_block  # noqa: E402
 
 from benchmark_utils.compare import at_budget, bootstrap_interval  # noqa: E402
 from benchmark_utils.plot_utils import (  # noqa: E402
-    aggregate,
+    band_curve,
     first_reach,
-    one_curve,
     run_budget,
     short_labels,
 )
@@ -62,14 +61,10 @@ def model_name(objective_name):
 
 def _to_99(runs, budget, x_col):
     """x at which the median curve first reaches 99 % of its final gain."""
-    curves = [
-        one_curve(rep, x_col, SCORES["per-image"], budget=budget)
-        for _, rep in runs.groupby("idx_rep")
-    ]
-    curves = [c for c in curves if c is not None]
-    if not curves:
+    band = band_curve(runs, x_col, SCORES["per-image"], budget)
+    if band is None:
         return float("nan")
-    x, y, _, _ = aggregate(curves)
+    x, y, _, _ = band
     return first_reach(x, y, y[0] + 0.99 * (y[-1] - y[0]))
 
 

@@ -48,7 +48,7 @@ from benchmark_utils.compare import (  # noqa: E402
     at_budget,
     bootstrap_interval,
 )
-from benchmark_utils.plot_utils import aggregate, one_curve, run_budget  # noqa: E402
+from benchmark_utils.plot_utils import band_curve, run_budget  # noqa: E402
 
 BLOCK = "paper-schedules"
 PAGE = ROOT / "docs" / "paper.md"
@@ -184,13 +184,9 @@ def figure(final, path):
         sub = final[final["problem"] == prob]
         budget = run_budget(sub)
         for name, runs in sub.groupby("arm"):
-            curves = [
-                one_curve(rep, "objective_cost", SCORE, budget=budget)
-                for _, rep in runs.groupby("idx_rep")
-            ]
-            curves = [c for c in curves if c is not None]
-            if curves:
-                x, med, low, high = aggregate(curves)
+            band = band_curve(runs, "objective_cost", SCORE, budget)
+            if band is not None:
+                x, med, low, high = band
                 (line,) = ax.plot(x, med, label=name, lw=1.4)
                 if low is not None:
                     ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12)
