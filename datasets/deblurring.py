@@ -11,7 +11,7 @@ class Dataset(TaskDataset):
     name = "deblurring"
     parameters = {
         **IMAGE_PARAMETERS,
-        "noise_level": [2.5],
+        "noise_level": [1.0],
         "kernel_size": [9],
         "blur_sigma": [1.5],
     }
