@@ -1,7 +1,8 @@
 """The offline report opened in headless Chromium with the network blocked.
 
-Every saved view is shown in turn (``offline_report.browser_report``) and the
-page's problems listed (``offline_report.page_problems``): a view that draws
+Every saved view is shown in turn (``tools/report_check.py``,
+``browser_report``) and the page's problems listed (``page_problems``): a
+view that draws
 no curve or no image, a title reaching into the plot area, a log axis with
 fewer than three labelled ticks, a script or console error. Skipped where
 no Chromium is installed (``apt-get install chromium``).
@@ -19,10 +20,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import offline_report  # noqa: E402
 
+from tests.bench_helpers import load_script  # noqa: E402
+
+report_check = load_script("report_check", "tools")
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        offline_report.find_chromium() is None, reason="no chromium installed"
+        report_check.find_chromium() is None, reason="no chromium installed"
     ),
 ]
 
@@ -37,12 +42,12 @@ def _page(tmp_path, df, patch=True, edit=None):
     html = edit(html) if edit else html
     page = tmp_path / "offline.html"
     page.write_text(offline_report.inline_assets(html, patch=patch), "utf-8")
-    return offline_report.browser_report(page)
+    return report_check.browser_report(page)
 
 
 def test_every_view_of_the_offline_page_is_readable(tmp_path):
     report = _page(tmp_path, report_frame())
-    assert offline_report.page_problems(report) == []
+    assert report_check.page_problems(report) == []
     views = report["views"]
     assert list(views) == [
         "Test PSNR vs cost",
@@ -80,7 +85,7 @@ def test_the_check_fails_on_empty_views_and_overlapping_titles(tmp_path):
         return html.replace('"title": "denoising', f'"title": "{long_title}<br />')
 
     report = _page(tmp_path, df, patch=False, edit=edit)
-    problems = offline_report.page_problems(report)
+    problems = report_check.page_problems(report)
     assert any(p.startswith("Pooled PSNR vs cost: no curve") for p in problems)
     assert any(p.startswith("Test PSNR vs cost: title bottom") for p in problems)
     assert not any(p.startswith("Images") for p in problems)

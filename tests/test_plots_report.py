@@ -18,6 +18,7 @@ from benchopt.plotting.generate_html import TEMPLATE_RESULT
 
 from benchmark_utils.metrics import psnr, ssim
 from benchmark_utils.plot_utils import REFERENCE_STYLES, SOLVER_STYLES
+from tests.bench_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -325,6 +326,7 @@ def test_page_problems_flags_empty_views_and_overlapping_titles():
         "errors": [],
         "console": [],
     }
-    problems = offline_report.page_problems(report)
+    check = load_script("report_check", "tools")
+    problems = check.page_problems(report)
     assert [p.split(":")[0] for p in problems] == ["B", "C", "D", "E"]
-    assert offline_report.page_problems({"views": {}}) == ["no saved view was shown"]
+    assert check.page_problems({"views": {}}) == ["no saved view was shown"]
