@@ -15,7 +15,7 @@ from benchopt.results import read_results
 
 from tests.bench_helpers import ROOT, benchmark
 
-TINY_DATA = "denoising[n_train=6,n_test=3,patch_size=24]"
+TINY_DATA = "denoising[n_train=6,n_val=1,n_test=2,patch_size=24,image_size=48]"
 N_FILTERS = 4
 TINY_OBJ = f"Bilevel imaging[budget=4000,n_checkpoints=6,n_filters={N_FILTERS}]"
 SOLVERS = "ISGD[q=[0,0.5],batch_size=2]"
@@ -68,8 +68,8 @@ def test_plots_build_from_a_run(tiny_run):
     items = plots["reconstructions"].plot(df, dataset, objective, 0)
     # clean, measured, then one reconstruction per solver
     assert len(items) == 2 + len(solvers)
-    clean = items[0]["image"]
-    assert clean.shape == (24, 24) and 0 <= clean.min() and clean.max() <= 1
+    clean = items[0]["image"]  # the whole 48 x 48 image, shown at 6 x 48 px
+    assert clean.shape == (288, 288) and 0 <= clean.min() and clean.max() <= 1
     psnrs = [float(it["label"].split("PSNR ")[1].split()[0]) for it in items[1:]]
     assert all(p > psnrs[0] for p in psnrs[1:]), "recon should beat the noisy one"
 
@@ -77,5 +77,5 @@ def test_plots_build_from_a_run(tiny_run):
     assert len(items) == N_FILTERS
     weights = [float(it["label"].split("w=")[1]) for it in items]
     assert weights == sorted(weights, reverse=True)
-    assert all(it["image"].shape == (5, 5) for it in items)
+    assert all(it["image"].shape == (160, 160) for it in items)  # 5 x 5, x 32
     assert all(0 <= it["image"].min() and it["image"].max() <= 1 for it in items)
