@@ -243,9 +243,10 @@ def grid_edges(best, configs):
 
 def extensions(problems):
     """Solver names to run next: each edge value moved a decade further out,
-    within the allowed step range (``benchmark_utils.solver_ranges``)."""
+    within the allowed step range (``benchmark_utils.solver_ranges``), as
+    ``(problem key, label, parameter, side, solver name)``."""
     todo = []
-    for problem in problems.values():
+    for key, problem in problems.items():
         for s in problem["solvers"]:
             for name, (side, size) in s["edges"].items():
                 base, params = parse_name(s["chosen"])
@@ -254,25 +255,51 @@ def extensions(problems):
                 if size < MIN_EXTENDED_GRID or not low <= value <= high:
                     continue
                 params[name] = value
-                todo.append((s["label"], name, side, format_name(base, params)))
+                todo.append((key, s["label"], name, side, format_name(base, params)))
     return todo
 
 
-def run_extension(config, names, out):
+def _entries_of(entries, match):
+    """The config's ``entries`` (one name or a list) for which ``match`` holds;
+    all of them when none does (a name this module cannot parse)."""
+    entries = [entries] if isinstance(entries, str) else list(entries)
+    kept = []
+    for entry in entries:
+        try:
+            if match(entry):
+                kept.append(entry)
+        except (ValueError, TypeError):
+            continue
+    return kept or entries
+
+
+def run_extension(config, names, out, problem=None, n_jobs=1):
     """``benchopt run`` of the sweep's ``config`` with only the solvers
-    ``names``; returns the result file."""
+    ``names``, on the one ``problem`` ``(task, model key)`` of :func:`tune`
+    when given (its dataset and objective entries of the config), with
+    ``n_jobs`` workers; returns the result file."""
     body = yaml.safe_load(Path(config).read_text())
     body.update(solver=list(names), output=out)
+    if problem is not None:
+        task, reg = problem
+        body["dataset"] = _entries_of(
+            body["dataset"], lambda e: parse_name(e)[0] == task
+        )
+        body["objective"] = _entries_of(
+            body["objective"], lambda e: model_key(e) == reg
+        )
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
         yaml.safe_dump(body, f, sort_keys=False, width=1000)
     cmd = [sys.executable, "-m", "benchopt", "run", str(ROOT), "--config", f.name]
-    subprocess.run([*cmd, "--no-plot"], cwd=ROOT, check=True)
+    cmd += ["--no-plot", "-j", str(n_jobs)]
+    subprocess.run(cmd, cwd=ROOT, check=True)
     return ROOT / "outputs" / f"{out}.parquet"
 
 
-def tune_with_extensions(paths, tuned, config=None):
+def tune_with_extensions(paths, tuned, config=None, n_jobs=1):
     """:func:`tune` on the files ``paths``; with the sweep's ``config``,
-    extend every grid whose choice sits at an end (returns the files used)."""
+    extend every grid whose choice sits at an end, one ``benchopt run`` per
+    problem with ``n_jobs`` workers (returns the files used)."""
     paths = list(paths)
     for round_ in range(MAX_EXTENSIONS + 1):
         df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
@@ -284,9 +311,12 @@ def tune_with_extensions(paths, tuned, config=None):
                     print(f"{s['label']}: {name} chosen at the {side} end of its grid")
         if config is None or not todo or round_ == MAX_EXTENSIONS:
             return problems, paths
-        print("extending by a decade:", ", ".join(n for *_, n in todo))
+        print("extending by a decade:", ", ".join(t[-1] for t in todo))
         stem = Path(paths[0]).stem
-        paths.append(run_extension(config, [n for *_, n in todo], f"{stem}-x{round_}"))
+        for key in dict.fromkeys(t[0] for t in todo):
+            names = [t[-1] for t in todo if t[0] == key]
+            out = f"{stem}-x{round_}-{key[0]}-{key[1]}"
+            paths.append(run_extension(config, names, out, key, n_jobs))
     return problems, paths
 
 
@@ -490,6 +520,13 @@ def main(argv=None):
     )
     parser.add_argument("--n-repetitions", type=int, default=5)
     parser.add_argument(
+        "-j",
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="benchopt workers of the extension runs (default 1)",
+    )
+    parser.add_argument(
         "--budget",
         type=int,
         help="the budget of the written configs (default: the sweep's; a "
@@ -498,6 +535,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.n_repetitions < 1:
         parser.error("--n-repetitions must be >= 1")
+    if args.n_jobs < 1:
+        parser.error("--n-jobs must be >= 1")
     df = pd.concat([pd.read_parquet(p) for p in args.parquet], ignore_index=True)
     if args.defaults:
         for key, (values, regret) in joint_defaults(df, args.tuned).items():
@@ -505,7 +544,9 @@ def main(argv=None):
             extra = "" if regret is None else f" (mean regret {regret:.2f} dB)"
             print(f"{key}: {what}{extra}")
         return None
-    problems, paths = tune_with_extensions(args.parquet, args.tuned, args.extend)
+    problems, paths = tune_with_extensions(
+        args.parquet, args.tuned, args.extend, args.n_jobs
+    )
     written = []
     for (task, reg), problem in problems.items():
         path = config_path(args.out, task, reg)

@@ -161,7 +161,8 @@ def test_tuner_extends_a_grid_chosen_at_its_edge(monkeypatch, tmp_path):
     outcome = {100.0: (23.0, "ok"), 1000.0: (30.0, "diverged")}
     runs = []
 
-    def fake_run(config, names, out):
+    def fake_run(config, names, out, problem=None, n_jobs=1):
+        assert problem == ("denoising", "foe")
         rows = []
         for name in names:
             step = float(tune.parse_name(name)[1]["step_size"])
@@ -187,6 +188,43 @@ def test_tuner_extends_a_grid_chosen_at_its_edge(monkeypatch, tmp_path):
     assert problems[("denoising", "foe")]["solvers"][0]["edges"] == {
         "step_size": ("high", 6)
     }
+
+
+def test_extension_runs_only_its_problem(tmp_path, monkeypatch):
+    """An extension runs the sweep's config on the one dataset and objective
+    of its problem, with the workers asked for."""
+    sweep = tmp_path / "sweep.yml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "n-repetitions": 2,
+                "dataset": ["denoising[noise_level=25.0]", "deblurring"],
+                "objective": [
+                    "Bilevel imaging[regulariser=foe,n_filters=48]",
+                    "Bilevel imaging[regulariser=tv]",
+                ],
+                "solver": ["ISGD[step_size=[1.0,10.0]]"],
+            }
+        )
+    )
+    seen = []
+
+    def fake_subprocess_run(cmd, **kwargs):
+        seen.append(
+            (cmd, yaml.safe_load(Path(cmd[cmd.index("--config") + 1]).read_text()))
+        )
+
+    monkeypatch.setattr(tune.subprocess, "run", fake_subprocess_run)
+    names = ["ISGD[step_size=100.0]"]
+    path = tune.run_extension(sweep, names, "ext", ("denoising", "foe-48"), 2)
+    cmd, body = seen[0]
+    assert path.name == "ext.parquet" and cmd[cmd.index("-j") + 1] == "2"
+    assert body["dataset"] == ["denoising[noise_level=25.0]"]
+    assert body["objective"] == ["Bilevel imaging[regulariser=foe,n_filters=48]"]
+    assert body["solver"] == names and body["n-repetitions"] == 2
+    tune.run_extension(sweep, names, "ext", ("deblurring", "tv"))
+    assert seen[1][1]["dataset"] == ["deblurring"]
+    assert seen[1][1]["objective"] == ["Bilevel imaging[regulariser=tv]"]
 
 
 def test_tuner_refuses_two_problems_for_one_task_and_regulariser():
