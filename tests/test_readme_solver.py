@@ -29,3 +29,35 @@ def test_readme_solver_runs_counts_and_learns():
     assert last["cost"] >= 3000 and last["n_outer"] >= 1
     assert last["ll_grad"] > 0 and last["hvp"] > 0 and last["jvp"] > 0
     assert last["value"] < first["value"], "hypergradient descent lowers the loss"
+
+
+def test_readme_k_pattern_selects_only_the_example(tmp_path):
+    """The ``-k`` pattern the README gives selects the example's benchopt
+    tests and no other solver's (``-k GD`` would also select ISGD)."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    pattern = re.search(r'-k "([^"]+)"', readme)[1]
+    path = re.search(r"as `(solvers/[a-z_]+\.py)`", readme)[1]
+    copy = tmp_path / "bench"
+    shutil.copytree(
+        root,
+        copy,
+        ignore=shutil.ignore_patterns(".git", "outputs", "data", "__cache__", ".*"),
+    )
+    (copy / path).write_text(readme_code("Adding a solver"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchopt", "test", str(copy), "--skip-install"]
+        + ["-p", "no:benchmark", "-q", "--collect-only", "-k", pattern],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ids = re.findall(r"::(\w+\[[^\]]+\])", proc.stdout)
+    assert len(ids) >= 4, proc.stdout + proc.stderr
+    assert all(re.search(r"\[gd[-\]]", i) for i in ids), ids
