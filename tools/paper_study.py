@@ -30,6 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
@@ -47,6 +48,7 @@ from benchmark_utils.plot_utils import (  # noqa: E402
 )
 
 BLOCK = "paper-isgd-maid"
+THOUSANDS = FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0")
 PAGE = ROOT / "docs" / "paper.md"
 PANELS = (
     ("objective_value", "training loss (MSE)", "log"),
@@ -193,6 +195,7 @@ def figure(df, path):
                     "cost: lower-level gradients + HVPs (per image)", fontsize=8
                 )
                 ax.grid(alpha=0.3)
+                ax.xaxis.set_major_formatter(THOUSANDS)
         axes[0, j].set_title(dataset.split("[")[0])
     axes[0, -1].legend(fontsize=8)
     fig.tight_layout()

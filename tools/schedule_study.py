@@ -37,6 +37,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
@@ -178,9 +179,15 @@ def claims(stab, res):
 def figure(final, path):
     """Test PSNR against cost of every tuned arm, one panel per problem."""
     problems = sorted(final["problem"].unique())
-    fig, axes = plt.subplots(1, len(problems), figsize=(4.8 * len(problems), 3.6))
-    axes = np.atleast_1d(axes)
-    for ax, prob in zip(axes, problems, strict=True):
+    ncols = min(2, len(problems))
+    nrows = -(-len(problems) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows))
+    axes = np.atleast_1d(axes).ravel()
+    for ax in axes[len(problems) :]:
+        ax.set_visible(False)
+    thousands = FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0")
+    for ax, prob in zip(axes, problems, strict=False):
+        ax.xaxis.set_major_formatter(thousands)
         sub = final[final["problem"] == prob]
         budget = run_budget(sub)
         for name, runs in sub.groupby("arm"):
@@ -194,7 +201,7 @@ def figure(final, path):
         ax.set_xlabel("cost (per image)", fontsize=8)
         ax.set_ylabel("test PSNR [dB]")
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7)
+    axes[len(problems) - 1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
