@@ -95,3 +95,28 @@ def test_adam_within_the_spread_is_a_tie_and_worse_does_not_hold():
     assert tie.split("|")[4].strip().startswith("tie: +0.00 dB")
     worse = _claims([22.0, 22.1, 21.9]).splitlines()[-1]
     assert worse.split("|")[4].strip().startswith("does not hold: -3.00 dB")
+
+
+def test_equal_ranges_are_a_tie_whatever_their_ends():
+    """The p range (0.50 dB) and the q range (0.51 dB) are each well beyond
+    their arms' spread, but they differ by less than it: a tie, not a verdict
+    read off the larger of two nearly equal numbers."""
+    mod = load_script("schedule_study", "tools")
+    rows = []
+    rows += _rows("p0", [25.00, 25.02, 24.98])
+    rows += _rows("p05", [25.25, 25.27, 25.23])
+    rows += _rows("p1", [25.50, 25.52, 25.48])
+    rows += _rows("q0", [25.76, 25.78, 25.74])
+    rows += _rows("adam", [25.0, 25.0, 25.0])
+    final = mod._tag(pd.DataFrame(rows))
+    text = mod.claims(mod.stability(mod._tag(_sweep())), mod.finals(final))
+    two = text.splitlines()[-1].split("|")[3].strip()
+    assert two.startswith("tie: range over p 0.50 dB, over q 0.51 dB")
+    # a clear difference of ranges still decides (the first test: 2 dB vs 0)
+    res = {arm: v for (_, arm), v in mod.finals(mod._tag(_final([26.0]))).items()}
+    low, high = mod.range_difference_interval(
+        res,
+        ["sgd p=0 q=0.5", "sgd p=0.5 q=0.5", "sgd p=1 q=0.5"],
+        ["sgd p=0.5 q=0", "sgd p=0.5 q=0.5"],
+    )
+    assert low > 1.0 and high < 3.0
