@@ -379,3 +379,19 @@ def test_joint_defaults_need_eligibility_on_every_task():
         if row["objective_pooled_psnr_val"] == 1.0:
             row["objective_pooled_psnr_val"] = 27.0
     assert tune.joint_defaults(pd.DataFrame(rows))["SOBA"] == ({"step_size": 10.0}, 0.0)
+
+
+RUN_CONFIGS = sorted(
+    p.relative_to(ROOT).as_posix()
+    for p in (ROOT / "configs").rglob("*.yml")
+    if not p.name.startswith("parallel_")  # --parallel-config files
+)
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS)
+def test_every_committed_run_config_is_accepted_by_benchopt(path):
+    """Each ``--config`` file of the repo (sweeps, tuned comparisons, the
+    studies' written files) parses as ``benchopt run`` parses it and names
+    datasets, objectives and solvers the benchmark accepts."""
+    config = tune.check_config(ROOT / path)
+    assert config["solver"] and config["dataset"] and config["objective"]
