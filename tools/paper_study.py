@@ -209,7 +209,9 @@ def main(argv=None):
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "paper.png"))
     parser.add_argument("--write", action="store_true", help=f"rewrite {PAGE.name}")
     args = parser.parse_args(argv)
-    df = pd.concat([pd.read_parquet(p) for p in args.parquet], ignore_index=True)
+    from benchopt.results import read_results  # unpickles final_results
+
+    df = pd.concat([read_results(str(p)) for p in args.parquet], ignore_index=True)
     text = claims(df)
     print(text)
     print("figure:", figure(df, args.output))
