@@ -62,7 +62,10 @@ def test_claims_text(tmp_path):
     mod = _module()
     text = mod.claims(_frame())
     line = next(x for x in text.splitlines() if x.startswith("- ISGD"))
-    assert "final test PSNR (25.00 dB) at 0.38 [0.25, 0.50] of the budget" in line
+    reached = "final test PSNR (25.00 dB) reached at 0.38 [0.25, 0.50] of the budget"
+    assert reached in line
+    # a level no repetition reaches reads "never reached"
+    assert mod._at([np.nan, np.nan]) == "never reached"
     # final per image 28.5 (31, 26) against 25: the resampled medians of ISGD
     # are 26, 28.5 or 31, all above MAID's 25
     assert "final test PSNR per image +3.50 dB [+1.00, +6.00]" in line

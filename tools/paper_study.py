@@ -94,6 +94,13 @@ def _cell(values, fmt="{:.2f}"):
     return text
 
 
+def _at(fractions):
+    """ "reached at <fractions> of the budget", or "never reached"."""
+    if np.all(np.isnan(np.asarray(fractions, float))):
+        return "never reached"
+    return f"reached at {_cell(fractions)} of the budget"
+
+
 def _run_seconds(runs):
     solver, evals = [], []
     for _, rep in runs.groupby("idx_rep"):
@@ -146,9 +153,8 @@ def claims(df):
                 cost = reach(r, "objective_psnr_test", level, budget) / budget
                 lcost = reach(r, "objective_value", loss, budget, below=True) / budget
                 parts = [
-                    f"reaches {maid}'s final test PSNR ({level:.2f} dB) at "
-                    f"{_cell(cost)} of the budget, its final training loss at "
-                    f"{_cell(lcost)}"
+                    f"{maid}'s final test PSNR ({level:.2f} dB) {_at(cost)}, "
+                    f"its final training loss {_at(lcost)}"
                 ]
                 for key, col in (
                     ("per image", "objective_psnr_test"),
@@ -197,7 +203,7 @@ def figure(df, path):
                 ax.grid(alpha=0.3)
                 ax.xaxis.set_major_formatter(THOUSANDS)
         axes[0, j].set_title(dataset.split("[")[0])
-    axes[0, -1].legend(fontsize=8)
+        axes[0, j].legend(fontsize=7)  # each task has its own tuned steps
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
