@@ -329,6 +329,14 @@ def solver_styles(names):
     return styles
 
 
+def thousands_axis(axis):
+    """Label a ``matplotlib`` cost axis in thousands ("50k"), not with an
+    offset or six digits."""
+    from matplotlib.ticker import FuncFormatter  # no matplotlib at import
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
+
+
 def mpl_style(style, n_points):
     """``matplotlib`` ``plot`` keywords of a :func:`solver_styles` entry, with
     about 8 markers along a curve of ``n_points`` points."""

@@ -245,3 +245,18 @@ def test_upscale_repeats_pixels():
     np.testing.assert_array_equal(big[::3, ::3], image)
     np.testing.assert_array_equal(big[2, 8], image[0, 2])
     assert upscale(image, 2).shape == (2, 3)
+
+
+def test_thousands_axis_labels_costs_in_thousands():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmark_utils.plot_utils import thousands_axis
+
+    fig, ax = plt.subplots()
+    thousands_axis(ax.xaxis)
+    fmt = ax.xaxis.get_major_formatter()
+    assert [fmt(v, 0) for v in (0, 2500, 50000, 300000)] == ["0", "2.5k", "50k", "300k"]
+    plt.close(fig)

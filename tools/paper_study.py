@@ -30,7 +30,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
@@ -45,10 +44,10 @@ from benchmark_utils.plot_utils import (  # noqa: E402
     run_budget,
     short_labels,
     solver_styles,
+    thousands_axis,
 )
 
 BLOCK = "paper-isgd-maid"
-THOUSANDS = FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0")
 PAGE = ROOT / "docs" / "paper.md"
 PANELS = (
     ("objective_value", "training loss (MSE)", "log"),
@@ -201,7 +200,7 @@ def figure(df, path):
                     "cost: lower-level gradients + HVPs (per image)", fontsize=8
                 )
                 ax.grid(alpha=0.3)
-                ax.xaxis.set_major_formatter(THOUSANDS)
+                thousands_axis(ax.xaxis)
         axes[0, j].set_title(dataset.split("[")[0])
         axes[0, j].legend(fontsize=7)  # each task has its own tuned steps
     fig.tight_layout()

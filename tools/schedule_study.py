@@ -37,7 +37,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
@@ -49,7 +48,11 @@ from benchmark_utils.compare import (  # noqa: E402
     at_budget,
     bootstrap_interval,
 )
-from benchmark_utils.plot_utils import band_curve, run_budget  # noqa: E402
+from benchmark_utils.plot_utils import (  # noqa: E402
+    band_curve,
+    run_budget,
+    thousands_axis,
+)
 
 BLOCK = "paper-schedules"
 PAGE = ROOT / "docs" / "paper.md"
@@ -202,9 +205,8 @@ def figure(final, path):
     axes = np.atleast_1d(axes).ravel()
     for ax in axes[len(problems) :]:
         ax.set_visible(False)
-    thousands = FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0")
     for ax, prob in zip(axes, problems, strict=False):
-        ax.xaxis.set_major_formatter(thousands)
+        thousands_axis(ax.xaxis)
         sub = final[final["problem"] == prob]
         budget = run_budget(sub)
         for name, runs in sub.groupby("arm"):
